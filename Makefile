@@ -1,0 +1,41 @@
+# Two commands for a fresh machine with Python 3.11:  make demo  and  make test.
+# GPU users: make demo TF_EXTRA=gpu  (installs tensorflow[and-cuda] instead of tensorflow-cpu).
+PYTHON   ?= python3
+VENV     ?= .venv
+TF_EXTRA ?= cpu
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed-$(TF_EXTRA)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast browser-deps bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(TF_EXTRA),test]"
+	@touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/automnist demo
+
+# Debian's Chromium for the report's browser test (never a downloaded browser).
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "note: /usr/bin/chromium missing and cannot apt-get install it; the browser test will be skipped"; fi
+
+test: install browser-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+bench: install
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

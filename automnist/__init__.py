@@ -1,0 +1,54 @@
+"""automnist: AutoML searches for Keras image classifiers.
+
+Declarative YAML search spaces, Keras Tuner and scikit-learn searches, a SQLite results
+store, comparison tables, plots and self-contained HTML reports.
+
+The public API is listed in ``__all__``; heavy modules (TensorFlow, seaborn) load only
+when a name that needs them is first used, so ``import automnist`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    # spec
+    "SearchSpec": "automnist.spec",
+    "load_spec": "automnist.spec",
+    "parse_spec": "automnist.spec",
+    # errors
+    "AutomnistError": "automnist.errors",
+    "SpecError": "automnist.errors",
+    "DataError": "automnist.errors",
+    "InfeasibleConfig": "automnist.errors",
+    "StoreError": "automnist.errors",
+    # building and running
+    "build_model": "automnist.builders",
+    "TrialRecord": "automnist.records",
+    "run_trial": "automnist.runner",
+    "run_search": "automnist.search",
+    "SearchResult": "automnist.search",
+    # data and results
+    "load_dataset": "automnist.data",
+    "available_datasets": "automnist.data",
+    "Store": "automnist.store",
+    "write_report": "automnist.report",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'automnist' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,3 @@
+from automnist.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""Keras Tuner strategies: random, bayesian, hyperband, grid.
+
+Keras Tuner's own oracles choose the configurations; automnist's tuner overrides
+``run_trial`` so every trial goes through :meth:`SearchContext.evaluate` (k-fold CV,
+budgets, the store, ``clear_session``) and returns its objective to the oracle.
+Keras Tuner's distributed mode (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``,
+``KERASTUNER_ORACLE_PORT``) works unchanged: the chief runs the oracle, every worker
+runs ``automnist search`` with the same spec and run name and writes to the same store.
+
+For users who drive Keras Tuner themselves, :class:`SpecHyperModel` is a plain
+``keras_tuner.HyperModel`` whose ``fit`` honours searched ``batch_size``, ``epochs``
+and ``validation_split``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from automnist.spec import SearchSpec
+
+__all__ = ["run", "planned_trials", "make_oracle", "SpecHyperModel"]
+
+
+def planned_trials(spec: SearchSpec) -> int | None:
+    """How many trials the progress bar expects."""
+    if spec.search.strategy == "grid":
+        from automnist.space import sklearn_grid
+
+        n = 1
+        for values in sklearn_grid(spec).values():
+            n *= len(values)
+        return min(n, spec.search.max_trials)
+    return spec.search.max_trials
+
+
+def _budgeted(oracle_cls: type, deadline: float | None, max_trials: int) -> type:
+    """An oracle subclass that stops at the time budget (and, for Hyperband, at max_trials)."""
+
+    def populate_space(self: Any, trial_id: str) -> dict[str, Any]:
+        from keras_tuner.engine.trial import TrialStatus
+
+        if deadline is not None and time.time() >= deadline:
+            return {"status": TrialStatus.STOPPED, "values": None}
+        if len(self.trials) >= max_trials:  # Hyperband has no max_trials of its own
+            return {"status": TrialStatus.STOPPED, "values": None}
+        return oracle_cls.populate_space(self, trial_id)
+
+    return type(f"Budgeted{oracle_cls.__name__}", (oracle_cls,), {"populate_space": populate_space})
+
+
+def make_oracle(spec: SearchSpec, hp: Any, deadline: float | None = None) -> Any:
+    """The Keras Tuner oracle for ``spec.search.strategy`` over the declared space ``hp``."""
+    import keras_tuner as kt
+
+    s = spec.search
+    objective = kt.Objective(spec.objective.name, direction=spec.objective.direction)
+    common = dict(
+        objective=objective,
+        hyperparameters=hp,
+        seed=s.seed,
+        tune_new_entries=False,
+        allow_new_entries=False,
+        # failed and infeasible trials are normal in a search; never abort for them
+        max_consecutive_failed_trials=10**9,
+    )
+    name = s.strategy
+    if name == "random":
+        cls, extra = kt.oracles.RandomSearchOracle, {"max_trials": s.max_trials}
+    elif name == "bayesian":
+        cls, extra = kt.oracles.BayesianOptimizationOracle, {"max_trials": s.max_trials}
+    elif name == "grid":
+        cls, extra = kt.oracles.GridSearchOracle, {"max_trials": s.max_trials}
+    elif name == "hyperband":
+        cls, extra = kt.oracles.HyperbandOracle, {"max_epochs": s.epochs, "factor": s.factor}
+    else:
+        raise ValueError(f"search.strategy: {name!r} is not a Keras Tuner strategy")
+    return _budgeted(cls, deadline, s.max_trials)(**common, **extra)
+
+
+def run(ctx: Any) -> None:
+    """Search with Keras Tuner; every trial goes through ``ctx.evaluate``."""
+    import keras_tuner as kt
+    from keras_tuner.engine.base_tuner import BaseTuner
+
+    from automnist.space import declare
+
+    spec = ctx.spec
+    hp = kt.HyperParameters()
+    declare(hp, spec)
+    if not hp.space:
+        # nothing to search: one trial of the fixed configuration
+        ctx.evaluate("0", spec.default_values(), number=0)
+        return
+    oracle = make_oracle(spec, hp, ctx.deadline)
+
+    class AutomnistTuner(BaseTuner):
+        def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+            values = declare(trial.hyperparameters.copy(), spec)
+            epochs = trial.hyperparameters.values.get("tuner/epochs")
+            record = ctx.evaluate(trial.trial_id, values, epochs=epochs, number=_number(trial.trial_id))
+            value = record.objective(spec.objective.name) if record.status == "ok" else None
+            if value is None or value != value:
+                raise kt.errors.FailedTrialError(f"{record.status}: {record.error}")
+            return {spec.objective.name: value}
+
+    tuner = AutomnistTuner(
+        oracle=oracle,
+        hypermodel=None,
+        directory=str(ctx.run_dir),
+        project_name="tuner",
+        overwrite=not ctx.resume,
+    )
+    tuner.oracle.verbose = 0
+    tuner.search(verbose=0)
+
+
+def _number(trial_id: str) -> int | None:
+    return int(trial_id) if str(trial_id).isdigit() else None
+
+
+def _spec_hypermodel_base() -> type:
+    import keras_tuner as kt
+
+    return kt.HyperModel
+
+
+class SpecHyperModel:
+    """A ``keras_tuner.HyperModel`` built from a spec, for driving Keras Tuner directly.
+
+    ``fit`` overrides the defaults with the trial's ``batch_size``, ``epochs`` and
+    ``validation_split`` so they can be searched like any other hyperparameter::
+
+        hm = SpecHyperModel(load_spec("search_spaces/demo.yaml"), input_shape=(8, 8, 1), n_classes=10)
+        keras_tuner.RandomSearch(hm, objective="val_accuracy", max_trials=3).search(x, y)
+    """
+
+    def __new__(cls, spec: SearchSpec, input_shape: tuple[int, ...], n_classes: int) -> Any:
+        base = _spec_hypermodel_base()
+
+        class _SpecHyperModel(base):  # type: ignore[misc, valid-type]
+            def __init__(self) -> None:
+                super().__init__(name=f"automnist_{spec.name}", tunable=True)
+                self.spec = spec
+                self.input_shape = tuple(input_shape)
+                self.n_classes = int(n_classes)
+
+            def build(self, hp: Any) -> Any:
+                from automnist.builders import build_model
+                from automnist.space import declare
+
+                values = declare(hp, self.spec)
+                return build_model(values, self.input_shape, self.n_classes, model=self.spec.model)
+
+            def fit(self, hp: Any, model: Any, x: Any, y: Any, validation_data: Any = None, **kwargs: Any) -> Any:
+                from automnist.runner import encode_labels, fit_model, split_indices
+                from automnist.space import declare
+
+                values = declare(hp, self.spec)
+                loss = str(values["loss"])
+                y_enc = encode_labels(y, self.n_classes, loss)
+                if validation_data is None:
+                    vs = float(values.get("validation_split") or self.spec.data.validation_split)
+                    (tr, va), = split_indices(y, cv=None, validation_split=vs, seed=self.spec.search.seed)
+                    validation_data = (x[va], y_enc[va])
+                    x, y_enc = x[tr], y_enc[tr]
+                else:
+                    vx, vy = validation_data
+                    validation_data = (vx, encode_labels(vy, self.n_classes, loss))
+                epochs = int(values.get("epochs") or kwargs.pop("epochs", None) or self.spec.search.epochs)
+                kwargs.pop("batch_size", None)
+                return fit_model(model, values, x, y_enc, epochs=epochs, validation_data=validation_data,
+                                 callbacks=kwargs.get("callbacks"), verbose=kwargs.get("verbose", 0))
+
+        return _SpecHyperModel()
