@@ -197,18 +197,23 @@ def save_best_model(model: Any, dataset: Any, directory: Path, trial_id: str) ->
 
 
 def prepare_data(spec: SearchSpec, data_dir: str | None = None) -> Any:
-    """Load the spec's data set once (subset, noise applied)."""
-    from automnist.data import load_dataset
+    """Load the spec's data set once per search (subset and noise applied)."""
+    import dataclasses
+
+    from automnist.data import add_noise, load_dataset
 
     d = spec.data
-    return load_dataset(
-        d.dataset,
-        data_dir=data_dir or d.data_dir,
-        subset=d.subset,
-        seed=d.split_seed,
-        test_split=d.test_split,
-        noise=d.noise,
-    )
+    ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir, subset=d.subset, seed=d.split_seed,
+                      test_split=d.test_split)
+    if d.noise is not None:
+        n = d.noise
+        changes = {}
+        if "train" in n.on:
+            changes["x_train"] = add_noise(ds.x_train, kind=n.kind, std=n.std, amount=n.amount, seed=n.seed)
+        if "test" in n.on:
+            changes["x_test"] = add_noise(ds.x_test, kind=n.kind, std=n.std, amount=n.amount, seed=n.seed + 1)
+        ds = dataclasses.replace(ds, source=f"{ds.source}; {n.kind} noise on {'+'.join(n.on)}", **changes)
+    return ds
 
 
 def run_search(

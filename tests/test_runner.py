@@ -1,0 +1,93 @@
+"""One trial: hold-out and k-fold training, statuses, budgets, memory."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from automnist.runner import TrialData, encode_labels, run_trial, split_indices
+from automnist.spec import DEFAULTS
+
+FAST = {**DEFAULTS, "conv_layers": 1, "filters": 8, "units": 32, "padding": "same", "learning_rate": 3e-3}
+
+
+def test_holdout_trial_records_metrics_history_and_size(small_data):
+    r = run_trial(FAST, small_data, trial_id="7", number=3, epochs=3, seed=1)
+    assert r.status == "ok" and r.error is None and r.trial_id == "7" and r.number == 3
+    assert r.epochs == 3 and r.n_params == build_count()
+    for m in ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"):
+        assert np.isfinite(r.metrics[m])
+    assert r.metrics["val_accuracy"] > 0.5  # 3 epochs on 320 digits learn something
+    rows = [h for h in r.history if h["metric"] == "val_accuracy"]
+    assert [h["epoch"] for h in rows] == [1, 2, 3] and rows[-1]["value"] == r.metrics["val_accuracy"]
+    assert r.folds == [] and r.duration_s > 0 and r.ended_at >= r.started_at
+
+
+def build_count():
+    from automnist.builders import build_model
+
+    return build_model(FAST, (8, 8, 1), 10).count_params()
+
+
+def test_same_seed_same_result(small_data):
+    a = run_trial(FAST, small_data, trial_id="a", epochs=1, seed=5)
+    b = run_trial(FAST, small_data, trial_id="b", epochs=1, seed=5)
+    assert a.metrics["val_loss"] == b.metrics["val_loss"]
+
+
+def test_kfold_trial_stores_each_fold_and_mean_std(small_data):
+    r = run_trial({**FAST, "loss": "sparse_categorical_crossentropy"}, small_data, trial_id="cv", epochs=1, cv=3)
+    assert r.status == "ok" and [f["fold"] for f in r.folds] == [0, 1, 2]
+    scores = [f["val_accuracy"] for f in r.folds]
+    assert r.metrics["val_accuracy"] == np.mean(scores)
+    assert abs(r.metrics["val_accuracy_std"] - np.std(scores, ddof=1)) < 1e-12
+    assert {h["fold"] for h in r.history} == {0, 1, 2}
+
+
+def test_folds_are_stratified_and_depend_only_on_the_split_seed(small_data):
+    y = small_data.y_train
+    folds = split_indices(y, cv=4, validation_split=0.2, seed=0)
+    assert len(folds) == 4
+    for tr, va in folds:
+        assert not set(tr) & set(va)
+        counts = np.bincount(y[va], minlength=10)
+        expected = np.bincount(y, minlength=10) / 4  # stratified: each class split evenly over folds
+        assert np.all(np.abs(counts - expected) <= 1)
+    again = split_indices(y, cv=4, validation_split=0.2, seed=0)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+    (tr, va), = split_indices(y, cv=None, validation_split=0.25, seed=0)
+    assert len(va) == 100 and len(tr) == 300
+
+
+def test_infeasible_and_failed_trials_are_recorded_not_raised(small_data):
+    r = run_trial({**FAST, "conv_layers": 3, "kernel_size": 5, "padding": "valid"}, small_data, trial_id="i", epochs=1)
+    assert r.status == "infeasible" and "5x5 'valid' convolution" in r.error and r.metrics == {}
+    r = run_trial({**FAST, "optimizer": "sgd", "learning_rate": 1e3, "activation": "linear_typo"}, small_data,
+                  trial_id="f", epochs=1)
+    assert r.status == "failed" and "linear_typo" in r.error
+
+
+def test_divergence_is_a_failed_trial(small_data):
+    r = run_trial({**FAST, "optimizer": "sgd", "learning_rate": 1e3, "momentum": 0.9, "activation": "elu",
+                   "kernel_initializer": "he_normal"}, small_data, trial_id="d", epochs=3)
+    if r.status == "failed":
+        assert "diverged" in r.error
+    else:  # a network that survives lr=1000 cannot have learned anything
+        assert r.metrics["val_accuracy"] < 0.3
+
+
+def test_time_budget_stops_training_and_says_so(small_data):
+    r = run_trial(FAST, small_data, trial_id="t", epochs=50, deadline=time.time() + 0.5)
+    assert r.status == "ok" and r.epochs < 50 and "time budget" in r.error
+
+
+def test_labels_encoding():
+    y = np.array([0, 2, 1])
+    assert encode_labels(y, 3, "sparse_categorical_crossentropy").tolist() == [0, 2, 1]
+    assert encode_labels(y, 3, "kl_divergence").tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+
+
+def test_trial_data_shape(small_data):
+    assert small_data.input_shape == (8, 8, 1)
+    assert isinstance(small_data, TrialData)
