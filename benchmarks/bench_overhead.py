@@ -1,0 +1,90 @@
+"""Overhead of an automnist trial over a hand-written Keras loop, measured side by side.
+
+Both train the same CNN (seed 000's 32/64-filter architecture, 225,034 parameters on
+28x28) on the same images with the same batch size and epochs, evaluate on the same
+test images, and the order alternates to spread any warm-up.  Prints seconds per run
+and the ratio automnist / hand-written.
+
+    python benchmarks/bench_overhead.py [--n 6000] [--epochs 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=6000, help="training images (MNIST-sized, 28x28)")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    import keras
+    import numpy as np
+
+    from automnist.builders import build_model
+    from automnist.data import load_dataset
+    from automnist.runner import TrialData, run_trial
+    from automnist.spec import DEFAULTS
+
+    try:
+        ds = load_dataset("mnist", data_dir=os.path.join(os.path.dirname(__file__), "../../shared/datasets/mnist-t10k"))
+    except Exception:  # noqa: BLE001 - no MNIST here: random images of the same size
+        rng = np.random.default_rng(0)
+        from automnist.data import Dataset
+
+        ds = Dataset("random28", rng.random((args.n + 1000, 28, 28, 1), dtype=np.float32),
+                     rng.integers(0, 10, args.n + 1000), rng.random((1000, 28, 28, 1), dtype=np.float32),
+                     rng.integers(0, 10, 1000), tuple(map(str, range(10))), "random")
+    n = min(args.n, len(ds.x_train))
+    x, y = ds.x_train[:n], ds.y_train[:n]
+    config = {**DEFAULTS, "conv_layers": 2, "filters": [32, 64], "units": 128, "dropout": 0.5,
+              "batch_size": 128, "validation_split": 0.2}
+    data = TrialData(x, y, ds.x_test, ds.y_test, 10)
+    # The hand-written loop the reports use: validation_split=0.2, one-hot labels.
+    y1 = keras.utils.to_categorical(y, 10)
+    yt = keras.utils.to_categorical(ds.y_test, 10)
+
+    def by_hand() -> float:
+        t = time.perf_counter()
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(), keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(0.5),
+            keras.layers.Dense(10, activation="softmax")])
+        m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        m.fit(x, y1, batch_size=128, epochs=args.epochs, validation_split=0.2, verbose=0)
+        m.evaluate(ds.x_test, yt, verbose=0)
+        keras.backend.clear_session()
+        return time.perf_counter() - t
+
+    def automnist() -> float:
+        t = time.perf_counter()
+        r = run_trial(config, data, trial_id="b", epochs=args.epochs, seed=0)
+        assert r.status == "ok", r.error
+        return time.perf_counter() - t
+
+    assert build_model(config, (28, 28, 1), 10).count_params() == 225_034
+    keras.backend.clear_session()
+    by_hand(), automnist()  # warm-up: graph tracing, oneDNN kernels
+    hand, ours = [], []
+    for i in range(args.repeats):
+        for fn, out in ((by_hand, hand), (automnist, ours)) if i % 2 == 0 else ((automnist, ours), (by_hand, hand)):
+            out.append(fn())
+    h, a = statistics.median(hand), statistics.median(ours)
+    print(f"data: {ds.name} ({n} training images, 28x28), epochs={args.epochs}, batch=128, repeats={args.repeats}")
+    print(f"hand-written Keras loop: median {h:.2f} s  ({', '.join(f'{v:.2f}' for v in hand)})")
+    print(f"automnist run_trial:     median {a:.2f} s  ({', '.join(f'{v:.2f}' for v in ours)})")
+    print(f"ratio automnist / hand-written: {a / h:.3f}")
+
+
+if __name__ == "__main__":
+    main()
