@@ -18,8 +18,11 @@ __all__ = [
     "build_denoiser",
     "check_feasible",
     "conv_plan",
+    "learning_rate_for",
     "make_optimizer",
+    "per_conv",
     "per_layer",
+    "resolve_learning_rate",
     "uses_one_hot",
 ]
 
@@ -43,10 +46,28 @@ def per_layer(values: Mapping[str, Any], key: str, n: int) -> list[int]:
     return out
 
 
+def per_conv(values: Mapping[str, Any], key: str, n: int) -> list[Any]:
+    """Per-convolution values of ``padding`` or ``strides`` inside one block.
+
+    A scalar applies to every convolution; a list gives one value per convolution of each
+    block (the same in every block), its last value repeated when shorter than ``n``:
+    ``padding: [same, valid]`` is Keras' CIFAR-10 example (a "same" then a "valid"
+    convolution in each block).
+    """
+    from automnist.spec import DEFAULTS
+
+    base = values.get(key, DEFAULTS[key])
+    if isinstance(base, (list, tuple)):
+        seq = list(base) or [DEFAULTS[key]]
+        return [seq[min(i, len(seq) - 1)] for i in range(n)]
+    return [base] * n
+
+
 def conv_plan(values: Mapping[str, Any], input_shape: Sequence[int]) -> list[dict[str, Any]]:
     """The convolutional blocks with their output sizes, computed without Keras.
 
-    Returns one dict per block: ``filters``, ``kernel``, ``in_hw``, ``out_hw``.
+    Returns one dict per block: ``filters``, ``kernel``, ``padding`` and ``strides``
+    (one entry per convolution of the block), ``in_hw``, ``out_hw``.
 
     Raises
     ------
@@ -55,8 +76,8 @@ def conv_plan(values: Mapping[str, Any], input_shape: Sequence[int]) -> list[dic
     """
     n_blocks = int(values.get("conv_layers", 0))
     per_block = int(values.get("convs_per_block", 1))
-    strides = int(values.get("strides", 1))
-    padding = values.get("padding", "valid")
+    paddings = per_conv(values, "padding", per_block)
+    strides = [int(s) for s in per_conv(values, "strides", per_block)]
     pooling = values.get("pooling", "max")
     pool = int(values.get("pool_size", 2))
     filters = per_layer(values, "filters", n_blocks)
@@ -68,16 +89,16 @@ def conv_plan(values: Mapping[str, Any], input_shape: Sequence[int]) -> list[dic
         k = kernels[b]
         for c in range(per_block):
             where = f"conv block {b + 1}, convolution {c + 1}"
-            if padding == "valid":
+            if paddings[c] == "valid":
                 if h < k or w < k:
                     raise InfeasibleConfig(
                         f"{where}: a {k}x{k} 'valid' convolution needs an input of at least {k}x{k}, got {h}x{w}"
                     )
-                h = (h - k) // strides + 1
-                w = (w - k) // strides + 1
+                h = (h - k) // strides[c] + 1
+                w = (w - k) // strides[c] + 1
             else:
-                h = -(-h // strides)
-                w = -(-w // strides)
+                h = -(-h // strides[c])
+                w = -(-w // strides[c])
         if pooling != "none":
             if h < pool or w < pool:
                 raise InfeasibleConfig(
@@ -85,12 +106,14 @@ def conv_plan(values: Mapping[str, Any], input_shape: Sequence[int]) -> list[dic
                     f"{pool}x{pool}, got {h}x{w}"
                 )
             h, w = h // pool, w // pool
-        plan.append({"filters": filters[b], "kernel": k, "in_hw": in_hw, "out_hw": (h, w)})
+        plan.append({"filters": filters[b], "kernel": k, "padding": paddings, "strides": strides,
+                     "in_hw": in_hw, "out_hw": (h, w)})
     return plan
 
 
 def check_feasible(values: Mapping[str, Any], input_shape: Sequence[int], model: str = "cnn") -> None:
     """Raise :class:`InfeasibleConfig` if ``values`` cannot be built for ``input_shape``."""
+    learning_rate_for(values)
     if model == "cnn":
         if int(values.get("conv_layers", 0)) < 1:
             raise InfeasibleConfig("a cnn needs conv_layers >= 1 (use model: mlp for none)")
@@ -105,12 +128,55 @@ def uses_one_hot(loss: str) -> bool:
     return loss != "sparse_categorical_crossentropy"
 
 
+def learning_rate_for(values: Mapping[str, Any]) -> float:
+    """The learning rate of ``values``' optimizer.
+
+    ``learning_rate`` is a number, or a mapping ``{optimizer: learning rate}`` looked up
+    with ``values["optimizer"]``.
+
+    Raises
+    ------
+    InfeasibleConfig
+        When the mapping has no entry for the optimizer, or the value is still
+        ``"from_lr_find"`` (the search resolves it before training).
+    """
+    from automnist.spec import LR_FROM_LR_FIND
+
+    name = values.get("optimizer", "adam")
+    lr = values.get("learning_rate", 1e-3)
+    if isinstance(lr, Mapping):
+        if name not in lr:
+            raise InfeasibleConfig(
+                f"learning_rate: the per-optimizer mapping has no entry for optimizer {name!r} "
+                f"(it has {', '.join(map(str, lr))})"
+            )
+        lr = lr[name]
+    if lr == LR_FROM_LR_FIND:
+        raise InfeasibleConfig(
+            f"learning_rate: {LR_FROM_LR_FIND!r} must be resolved to a number before training "
+            "(run_search does it; or run `automnist lr-find SPEC --write-spec OUT.yaml`)"
+        )
+    return float(lr)
+
+
+def resolve_learning_rate(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``values`` whose per-optimizer ``learning_rate`` mapping is replaced by the
+    number for its optimizer (unchanged when it cannot be resolved)."""
+    out = dict(values)
+    if isinstance(out.get("learning_rate"), Mapping):
+        try:
+            out["learning_rate"] = learning_rate_for(out)
+        except InfeasibleConfig:
+            pass
+    return out
+
+
 def make_optimizer(values: Mapping[str, Any]) -> Any:
     """A Keras optimizer from ``optimizer``, ``learning_rate``, ``momentum``, ``nesterov``."""
     import keras
 
     name = values.get("optimizer", "adam")
-    lr = float(values.get("learning_rate", 1e-3))
+    lr = learning_rate_for(values)
     momentum = float(values.get("momentum", 0.0) or 0.0)
     opt = keras.optimizers
     if name == "adam":
@@ -246,8 +312,8 @@ def build_model(
                 x = L.Conv2D(
                     block["filters"],
                     block["kernel"],
-                    strides=int(v["strides"]),
-                    padding=v["padding"],
+                    strides=block["strides"][c],
+                    padding=block["padding"][c],
                     kernel_initializer=init,
                     use_bias=not v["batch_norm"],
                     name=f"conv{b + 1}_{c + 1}",

@@ -59,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_results(p)
 
+    p = sub.add_parser("cv", help="k-fold cross-validation of the spec's fixed (or a run's best) configuration")
+    p.add_argument("spec", help="search-space YAML file")
+    p.add_argument("--folds", type=int, default=10, metavar="K", help="stratified folds (default: %(default)s)")
+    p.add_argument("--from-run", metavar="RUN", help="evaluate the best trial of this run instead of the defaults")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--dataset", metavar="NAME")
+    p.add_argument("--subset", type=int, metavar="N")
+    p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--run-name", metavar="NAME")
+    _add_results(p)
+
     p = sub.add_parser("runs", help="list the runs in the store")
     _add_results(p)
 
@@ -78,6 +90,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list the data sets and where they were found")
     p.add_argument("--data-dir", metavar="DIR")
+
+    p = sub.add_parser("lr-find", help="learning-rate range test per optimizer; prints a suggested learning rate each")
+    p.add_argument("spec", help="search-space YAML file (its baseline configuration is tested)")
+    p.add_argument("--optimizers", metavar="LIST",
+                   help="comma-separated, e.g. adam,sgd,rmsprop,adagrad,adadelta,nadam (default: the spec's)")
+    p.add_argument("--min-lr", type=float, default=1e-6, metavar="LR", help="first learning rate (default: %(default)g)")
+    p.add_argument("--max-lr", type=float, default=100.0, metavar="LR", help="last learning rate (default: %(default)g)")
+    p.add_argument("--batches", type=int, default=100, metavar="N", help="batches from min to max (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="default: the spec's baseline batch_size")
+    p.add_argument("--write-spec", metavar="OUT.yaml", help="write a copy of the spec with the suggested learning rate(s)")
+    p.add_argument("--dataset", metavar="NAME", help="override data.dataset (see `automnist datasets`)")
+    p.add_argument("--subset", type=int, metavar="N", help="use a stratified subset of N training images")
+    p.add_argument("--seed", type=int, metavar="S", help="override search.seed")
+    p.add_argument("--data-dir", metavar="DIR", help="look for data set files here first (also: AUTOMNIST_DATA)")
+    p.add_argument("--run-name", metavar="NAME", help="name of the run in the store (default: <spec>-lr_find-<time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_results(p)
+
+    p = sub.add_parser("export-model", help="copy a run's best model (best.keras) to a file")
+    p.add_argument("run")
+    p.add_argument("--out", required=True, metavar="FILE.keras", help="destination file (or directory)")
+    _add_results(p)
+
+    p = sub.add_parser("predict", help="classify image files with a saved model or a run's best model")
+    p.add_argument("model", metavar="MODEL_OR_RUN", help="a .keras file or a run name")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image (default: %(default)s)")
+    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                   help="invert dark-on-light drawings (auto: grayscale images with a bright border)")
+    _add_results(p)
 
     p = sub.add_parser("demo", help="a small search on digits, with an HTML report (a few minutes on 2 cores)")
     p.add_argument("--run-name", default="demo", metavar="NAME")
@@ -201,6 +243,30 @@ def _write_report(results: str, runs: list[str], out: str | None = None) -> Path
         return write_report(store, runs, out=Path(out) if out else None, results_dir=Path(results))
 
 
+def _cmd_cv(args: argparse.Namespace) -> int:
+    from automnist.estimator import cross_validate_spec
+    from automnist.spec import load_spec
+
+    if args.folds < 2:
+        from automnist.errors import SpecError
+
+        raise SpecError("", "--folds", f"must be an integer >= 2, got {args.folds}")
+    _quiet_tensorflow()
+    spec = load_spec(args.spec).replace(epochs=args.epochs, dataset=args.dataset, subset=args.subset, seed=args.seed)
+    result = cross_validate_spec(spec, args.folds, from_run=args.from_run, results_dir=args.results,
+                                 run_name=args.run_name, data_dir=args.data_dir)
+    record = result.trials[0]
+    if record.status != "ok":
+        print(f"cv {record.status}: {record.error}", file=sys.stderr)
+        return 1
+    obj = spec.objective.name
+    print(f"run {result.run}: {args.folds}-fold CV of {spec.name}: {obj} mean {record.metrics[obj]:.4f}, "
+          f"std {record.metrics.get(obj + '_std', float('nan')):.4f}")
+    for f in record.folds:
+        print(f"  fold {f['fold']}: {obj} {f.get(obj, float('nan')):.4f}")
+    return 0
+
+
 def _cmd_runs(args: argparse.Namespace) -> int:
     from automnist.store import Store
 
@@ -277,14 +343,65 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _search_and_report(spec, args, run_name=args.run_name, resume=exists)
 
 
+def _cmd_lr_find(args: argparse.Namespace) -> int:
+    import math
+
+    from automnist.lr_find import lr_find, write_spec
+    from automnist.spec import load_spec
+
+    _quiet_tensorflow()
+    original = load_spec(args.spec)
+    spec = original.replace(dataset=args.dataset, subset=args.subset, seed=args.seed)
+    optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()] if args.optimizers else None
+    try:
+        result = lr_find(spec, optimizers, min_lr=args.min_lr, max_lr=args.max_lr, batches=args.batches,
+                         batch_size=args.batch_size, data_dir=args.data_dir, results_dir=args.results,
+                         run_name=args.run_name, progress=not args.quiet)
+    except ValueError as exc:
+        print(f"automnist: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for line in result.lines():
+        print(line)
+    print(f"rule: {result.rule}")
+    print(f"run: {result.run} in {Path(args.results) / 'automnist.db'}")
+    if args.write_spec:
+        path = write_spec(original, result.suggestions, args.write_spec, run=result.run)
+        print(f"wrote {path}")
+    return 0 if any(not math.isnan(v) for v in result.suggestions.values()) else 1
+
+
+def _cmd_export_model(args: argparse.Namespace) -> int:
+    from automnist.predict import export_model
+
+    path = export_model(args.run, args.out, results_dir=args.results)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from automnist.predict import predict_images
+
+    _quiet_tensorflow()
+    frame = predict_images(args.model, args.images, top=args.top, results_dir=args.results, invert=args.invert)
+    for image, rows in frame.groupby("image", sort=False):
+        print(image)
+        for row in rows.itertuples(index=False):
+            print(f"  {row.rank}. {row.class_name:<12} {row.probability:7.2%}")
+    return 0
+
+
 _HANDLERS = {
     "search": _cmd_search,
+    "cv": _cmd_cv,
     "runs": _cmd_runs,
     "export": _cmd_export,
     "report": _cmd_report,
     "validate": _cmd_validate,
     "datasets": _cmd_datasets,
     "demo": _cmd_demo,
+    "lr-find": _cmd_lr_find,
+    "export-model": _cmd_export_model,
+    "predict": _cmd_predict,
 }
 
 

@@ -110,8 +110,10 @@ class SearchContext:
         seed: int | None = None,
     ) -> TrialRecord:
         """Train one configuration (or return it from the store when resuming) and commit it."""
+        from automnist.builders import resolve_learning_rate
         from automnist.runner import run_trial
 
+        params = resolve_learning_rate(params)  # {optimizer: lr} -> this trial's number
         done = self.finished(trial_id)
         if done is not None:
             self._track(done, new=False)
@@ -197,7 +199,12 @@ def save_best_model(model: Any, dataset: Any, directory: Path, trial_id: str) ->
 
 
 def prepare_data(spec: SearchSpec, data_dir: str | None = None) -> Any:
-    """Load the spec's data set once per search (subset and noise applied)."""
+    """Load the spec's data set once per search (subset and noise applied).
+
+    With ``denoise:`` in the spec, a denoising autoencoder is trained here (noisy -> clean
+    training images, :func:`automnist.denoise.denoise_dataset`) and the returned images
+    are its output.
+    """
     import dataclasses
 
     from automnist.data import add_noise, load_dataset
@@ -212,7 +219,12 @@ def prepare_data(spec: SearchSpec, data_dir: str | None = None) -> Any:
             changes["x_train"] = add_noise(ds.x_train, kind=n.kind, std=n.std, amount=n.amount, seed=n.seed)
         if "test" in n.on:
             changes["x_test"] = add_noise(ds.x_test, kind=n.kind, std=n.std, amount=n.amount, seed=n.seed + 1)
+        clean_train = ds.x_train
         ds = dataclasses.replace(ds, source=f"{ds.source}; {n.kind} noise on {'+'.join(n.on)}", **changes)
+        if spec.denoise is not None:
+            from automnist.denoise import denoise_dataset
+
+            ds, _ = denoise_dataset(ds, clean_train, spec.denoise, n, seed=spec.search.seed)
     return ds
 
 
@@ -274,9 +286,23 @@ def run_search(
                 f"(hash {existing['spec_hash']}, now {spec.hash}); start a new run instead"
             )
         done = {t.trial_id: t for t in store.get_trials(name)}
-        store.set_status(name, "running")
     elif existing is not None:
         raise StoreError(f"a run named {name!r} already exists; pass --resume to continue it or choose another --run-name")
+    run_spec, lr_note = spec, {}
+    from automnist.lr_find import resolve_learning_rates, uses_lr_find
+
+    if uses_lr_find(spec):
+        # learning_rate: from_lr_find -> reuse the newest range test of this spec, or run one
+        # now; resolved before the run is created so its config records where the rates came from
+        try:
+            dataset = dataset if dataset is not None else prepare_data(spec, data_dir)
+            run_spec, lr_note = resolve_learning_rates(spec, store=store, dataset=dataset, results_dir=results_dir,
+                                                       run=name, progress=progress)
+        except BaseException:
+            store.close()
+            raise
+    if resume:
+        store.set_status(name, "running")
     else:
         store.create_run(
             name,
@@ -287,7 +313,7 @@ def run_search(
             strategy=spec.search.strategy,
             dataset=spec.data.dataset,
             seed=spec.search.seed,
-            config=spec.to_dict(),
+            config={**spec.to_dict(), **({"lr_find": lr_note} if lr_note else {})},
             versions=library_versions(),
         )
     t0 = time.perf_counter()
@@ -301,9 +327,9 @@ def run_search(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=strategy.planned_trials(spec), desc=name, unit="trial", dynamic_ncols=True)
+            bar = tqdm(total=strategy.planned_trials(run_spec), desc=name, unit="trial", dynamic_ncols=True)
         ctx = SearchContext(
-            spec=spec,
+            spec=run_spec,
             data=TrialData.from_dataset(ds),
             dataset=ds,
             store=store,
@@ -319,7 +345,7 @@ def run_search(
         if spec.search.cv and ctx.best is not None and ctx.best.status == "ok":
             _refit_best(ctx)
         status = "finished"
-        return SearchResult(name, spec, store.get_trials(name), ctx.best, directory, time.perf_counter() - t0)
+        return SearchResult(name, run_spec, store.get_trials(name), ctx.best, directory, time.perf_counter() - t0)
     except KeyboardInterrupt:
         status = "interrupted"
         raise

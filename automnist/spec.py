@@ -13,6 +13,13 @@ A parameter in ``params`` is written in one of these forms::
     learning_rate: {float: [1.0e-4, 1.0e-2], log: true}
     learning_rate: {type: float, low: 1.0e-4, high: 0.01, log: true}   # long form
     leaky_relu_slope: {float: [0.01, 0.3], when: {activation: leaky_relu}}
+    padding: [same, valid]                           # per convolution inside each block
+    learning_rate: from_lr_find                      # resolved by a learning-rate range test
+    learning_rate: {adam: 0.01, sgd: 0.1}            # per optimizer (fixed)
+
+A top-level ``denoise: {epochs: 10, filters: [32, 32]}`` (or ``denoise: true``) puts a
+convolutional denoising autoencoder, trained noisy -> clean on the training images, in
+front of the classifier; it needs ``data.noise``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from automnist.errors import SpecError
 __all__ = [
     "ChoiceParam",
     "DataSpec",
+    "DenoiseSpec",
     "FixedParam",
     "FloatParam",
     "IntParam",
@@ -41,6 +49,7 @@ __all__ = [
     "SearchConfig",
     "SearchSpec",
     "DEFAULTS",
+    "LR_FROM_LR_FIND",
     "STRATEGIES",
     "load_spec",
     "parse_spec",
@@ -66,6 +75,8 @@ STRATEGIES = (
     "sweep",
 )
 AUGMENTATION_KEYS = ("rotation", "shift", "zoom", "shear", "horizontal_flip")
+#: ``learning_rate: from_lr_find`` asks the search to run (or reuse) a learning-rate range test.
+LR_FROM_LR_FIND = "from_lr_find"
 
 #: Every hyperparameter the builder understands, with its default value.
 DEFAULTS: dict[str, Any] = {
@@ -74,8 +85,8 @@ DEFAULTS: dict[str, Any] = {
     "convs_per_block": 1,
     "filters": [32, 64],  # per block; an int means the same for every block
     "kernel_size": 3,  # int, or a list per block
-    "strides": 1,
-    "padding": "valid",
+    "strides": 1,  # int, or a list: one value per convolution inside each block
+    "padding": "valid",  # valid/same, or a list: one value per convolution inside each block
     "pooling": "max",
     "pool_size": 2,
     "conv_dropout": 0.0,  # after each block's pooling
@@ -89,7 +100,7 @@ DEFAULTS: dict[str, Any] = {
     "kernel_initializer": "glorot_uniform",
     # training
     "optimizer": "adam",
-    "learning_rate": 1e-3,
+    "learning_rate": 1e-3,  # a number, "from_lr_find", or {optimizer: learning rate}
     "momentum": 0.0,
     "nesterov": False,
     "loss": "categorical_crossentropy",
@@ -147,6 +158,33 @@ def _enum_rule(values: tuple[str, ...]) -> Callable[[Any], str | None]:
     return check
 
 
+def _enum_or_list_rule(values: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if v in values or (isinstance(v, (list, tuple)) and v and all(x in values for x in v)):
+            return None
+        return f"must be one of {', '.join(values)} or a non-empty list of them"
+
+    return check
+
+
+def _learning_rate_rule(v: Any) -> str | None:
+    number = _float_rule(0.0, 1e3, low_open=True)
+    if v == LR_FROM_LR_FIND:
+        return None
+    if isinstance(v, Mapping):
+        if not v:
+            return "a per-optimizer mapping needs at least one entry"
+        for key, lr in v.items():
+            if key not in OPTIMIZERS:
+                return f"a per-optimizer mapping needs optimizer names as keys ({', '.join(OPTIMIZERS)}), got key {key!r}"
+            if err := number(lr):
+                return f"learning_rate.{key} {err}"
+        return None
+    if err := number(v):
+        return f"{err}, {LR_FROM_LR_FIND!r} or a mapping {{optimizer: learning rate}}"
+    return None
+
+
 def _bool_rule(v: Any) -> str | None:
     return None if isinstance(v, bool) else "must be true or false"
 
@@ -182,8 +220,8 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "convs_per_block": _int_rule(1),
     "filters": _int_or_list_rule(1),
     "kernel_size": _int_or_list_rule(1),
-    "strides": _int_rule(1),
-    "padding": _enum_rule(PADDINGS),
+    "strides": _int_or_list_rule(1),
+    "padding": _enum_or_list_rule(PADDINGS),
     "pooling": _enum_rule(POOLINGS),
     "pool_size": _int_rule(1),
     "conv_dropout": _float_rule(0.0, 1.0, high_open=True),
@@ -195,7 +233,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "leaky_relu_slope": _float_rule(0.0, 1.0),
     "kernel_initializer": _enum_rule(INITIALIZERS),
     "optimizer": _enum_rule(OPTIMIZERS),
-    "learning_rate": _float_rule(0.0, 1e3, low_open=True),
+    "learning_rate": _learning_rate_rule,
     "momentum": _float_rule(0.0, 1.0, high_open=True),
     "nesterov": _bool_rule,
     "loss": _enum_rule(LOSSES),
@@ -331,6 +369,20 @@ class NoiseSpec:
 
 
 @dataclass(frozen=True)
+class DenoiseSpec:
+    """A convolutional denoising autoencoder in front of the classifier (seed 000, Q3).
+
+    Trained once per search to map noisy training images (``data.noise``) to the clean
+    ones, then applied to the training and test images the classifier sees.
+    """
+
+    filters: tuple[int, ...] = (32, 32)  # encoder Conv2D + MaxPooling2D per entry
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+
+
+@dataclass(frozen=True)
 class DataSpec:
     """Where the images come from and how they are split."""
 
@@ -393,6 +445,7 @@ class SearchSpec:
     params: tuple[Param, ...] = ()
     search: SearchConfig = field(default_factory=SearchConfig)
     objective: Objective = field(default_factory=Objective)
+    denoise: DenoiseSpec | None = None
     source: str = "<dict>"
 
     # -- views
@@ -434,7 +487,7 @@ class SearchSpec:
             noise = dataclasses.asdict(self.data.noise)
             noise["on"] = list(noise["on"])
             data["noise"] = noise
-        return {
+        out = {
             "name": self.name,
             "model": self.model,
             "description": self.description,
@@ -443,6 +496,11 @@ class SearchSpec:
             "search": dataclasses.asdict(self.search),
             "objective": dataclasses.asdict(self.objective),
         }
+        if self.denoise is not None:  # only when set, so other specs keep their hash
+            denoise = dataclasses.asdict(self.denoise)
+            denoise["filters"] = list(denoise["filters"])
+            out["denoise"] = denoise
+        return out
 
     @property
     def hash(self) -> str:
@@ -526,7 +584,7 @@ def load_spec(path: str | Path) -> SearchSpec:
     return spec
 
 
-_TOP_KEYS = ("name", "model", "description", "data", "params", "search", "objective")
+_TOP_KEYS = ("name", "model", "description", "data", "params", "search", "objective", "denoise")
 
 
 def parse_spec(raw: Any, source: str = "<dict>") -> SearchSpec:
@@ -545,6 +603,7 @@ def parse_spec(raw: Any, source: str = "<dict>") -> SearchSpec:
     params = _parse_params(raw.get("params") or {}, source)
     search = _parse_search(raw.get("search") or {}, source)
     objective = _parse_objective(raw.get("objective", "val_accuracy"), source)
+    denoise = _parse_denoise(raw.get("denoise"), source)
     spec = SearchSpec(
         name=name,
         model=model,
@@ -553,6 +612,7 @@ def parse_spec(raw: Any, source: str = "<dict>") -> SearchSpec:
         params=params,
         search=search,
         objective=objective,
+        denoise=denoise,
         source=source,
     )
     _check_cross(spec)
@@ -597,6 +657,8 @@ def _parse_data(raw: Any, source: str) -> DataSpec:
 def _parse_noise(raw: Any, source: str) -> NoiseSpec:
     if not isinstance(raw, Mapping):
         raise SpecError(source, "data.noise", f"must be a mapping, got {raw!r}")
+    if True in raw and "on" not in raw:  # YAML 1.1 reads an unquoted `on:` key as the boolean true
+        raw = {("on" if k is True else k): v for k, v in raw.items()}
     keys = {f.name for f in dataclasses.fields(NoiseSpec)}
     _check_keys(raw, keys, source, "data.noise")
     kw = dict(raw)
@@ -613,6 +675,32 @@ def _parse_noise(raw: Any, source: str) -> NoiseSpec:
         raise SpecError(source, "data.noise.on", f"must be a list of train/test, got {on!r}")
     kw["on"] = tuple(on)
     return NoiseSpec(**kw)
+
+
+def _parse_denoise(raw: Any, source: str) -> DenoiseSpec | None:
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return DenoiseSpec()
+    if not isinstance(raw, Mapping):
+        raise SpecError(source, "denoise", f"must be true/false or a mapping {{epochs, filters, batch_size, learning_rate}}, got {raw!r}")
+    keys = {f.name for f in dataclasses.fields(DenoiseSpec)}
+    _check_keys(raw, keys, source, "denoise")
+    kw = dict(raw)
+    filters = kw.get("filters", [32, 32])
+    if isinstance(filters, int) and not isinstance(filters, bool):
+        filters = [filters]
+    if not isinstance(filters, (list, tuple)) or not filters or not all(_is_int(f) and f >= 1 for f in filters):
+        raise SpecError(source, "denoise.filters", f"must be a non-empty list of integers >= 1 (one per pooling level), got {filters!r}")
+    kw["filters"] = tuple(int(f) for f in filters)
+    for key in ("epochs", "batch_size"):
+        if key in kw and (not _is_int(kw[key]) or kw[key] < 1):
+            raise SpecError(source, f"denoise.{key}", f"must be an integer >= 1, got {kw[key]!r}")
+    if "learning_rate" in kw:
+        if err := _float_rule(0.0, 1e3, low_open=True)(kw["learning_rate"]):
+            raise SpecError(source, "denoise.learning_rate", f"{err}, got {kw['learning_rate']!r}")
+        kw["learning_rate"] = float(kw["learning_rate"])
+    return DenoiseSpec(**kw)
 
 
 def _parse_search(raw: Any, source: str) -> SearchConfig:
@@ -700,7 +788,11 @@ def _when_config(cond: Condition) -> dict[str, Any]:
 
 
 def _parse_param(name: str, raw: Any, rule: Callable[[Any], str | None], source: str, path: str) -> Param:
-    if not isinstance(raw, Mapping) or name == "augmentation" and not (set(raw) & {"choice", "type", "value"}):
+    if (
+        not isinstance(raw, Mapping)
+        or name == "augmentation" and not (set(raw) & {"choice", "type", "value"})
+        or name == "learning_rate" and bool(raw) and set(raw) <= set(OPTIMIZERS)  # {optimizer: lr}
+    ):
         err = rule(raw)
         if err:
             raise SpecError(source, path, f"{err}, got {raw!r}")
@@ -775,6 +867,28 @@ def _check_cross(spec: SearchSpec) -> None:
             if p.name in ("conv_layers", "convs_per_block", "filters", "kernel_size", "pooling", "pool_size", "padding", "strides", "conv_dropout"):
                 raise SpecError(spec.source, f"params.{p.name}", "is a convolutional hyperparameter; the mlp model has no conv layers")
     strategy = spec.search.strategy
+    pmap = spec.param_map
+    lr = pmap.get("learning_rate")
+    if lr is not None and not isinstance(lr, FixedParam):
+        values = lr.values if isinstance(lr, ChoiceParam) else ()
+        if any(v == LR_FROM_LR_FIND for v in values):
+            raise SpecError(spec.source, "params.learning_rate",
+                            f"{LR_FROM_LR_FIND!r} is only allowed as the fixed value (learning_rate: {LR_FROM_LR_FIND})")
+    if isinstance(lr, FixedParam) and isinstance(lr.value, Mapping):
+        opt = pmap.get("optimizer")
+        wanted = [DEFAULTS["optimizer"]] if opt is None else list(opt.values) if isinstance(opt, ChoiceParam) else [opt.value]
+        missing = [o for o in wanted if isinstance(o, str) and o not in lr.value]
+        if missing:
+            raise SpecError(spec.source, "params.learning_rate",
+                            f"the per-optimizer mapping has no learning rate for optimizer {missing[0]!r}, got {_plain(lr.value)!r}")
+    if spec.denoise is not None and spec.data.noise is None:
+        raise SpecError(spec.source, "denoise",
+                        "needs data.noise: the autoencoder learns to map noisy training images to the clean ones")
+    if strategy == "sweep":
+        for p in spec.tunable:
+            if isinstance(p, FloatParam) and p.step is None:
+                raise SpecError(spec.source, f"params.{p.name}",
+                                "a sweep trains every value of each hyperparameter: give the float range a step or use choice")
     if strategy == "grid":
         for p in spec.tunable:
             if isinstance(p, FloatParam) and p.step is None:

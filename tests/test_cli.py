@@ -113,3 +113,19 @@ def test_help_does_not_import_tensorflow():
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "search" in capsys.readouterr().out
+
+
+def test_cv_command_prints_mean_std_and_each_fold(tiny_spec, tmp_path, capsys):
+    res = str(tmp_path / "res")
+    assert main(["cv", str(tiny_spec), "--folds", "3", "--epochs", "1", "--run-name", "c", "--results", res]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("run c: 3-fold CV of tiny: val_accuracy mean")
+    folds = [float(line.rsplit(" ", 1)[1]) for line in out[1:4]]
+    assert [line.split(":")[0].strip() for line in out[1:4]] == ["fold 0", "fold 1", "fold 2"]
+    mean = float(out[0].split("mean ")[1].split(",")[0])
+    assert abs(mean - sum(folds) / 3) < 1e-3
+    from automnist.store import Store
+
+    with Store.at(res) as store:
+        assert store.get_run("c")["kind"] == "cv" and len(store.folds_frame("c")) == 3
+    assert main(["cv", str(tiny_spec), "--folds", "1", "--results", res]) == 2
