@@ -231,7 +231,7 @@ def _print_leaderboard(result: Any, top: int = 10) -> None:
         std = t.metrics.get(f"{obj}_std")
         score = f"{t.objective(obj):.4f}" + (f"±{std:.3f}" if std is not None else "")
         test = t.metrics.get("test_accuracy")
-        print(f"{rank:>4}  {t.trial_id:>6}  {score:>12}  {test if test is None else f'{test:.4f}':>8}  "
+        print(f"{rank:>4}  {t.trial_id:>6}  {score:>12}  {'-' if test is None else f'{test:.4f}':>8}  "
               f"{t.duration_s:6.1f}  {text}")
 
 
