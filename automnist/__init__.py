@@ -36,6 +36,19 @@ _LAZY = {
     "available_datasets": "automnist.data",
     "Store": "automnist.store",
     "write_report": "automnist.report",
+    "export_table": "automnist.report",
+    "export_markdown": "automnist.report",
+    # scikit-learn
+    "KerasCNNClassifier": "automnist.estimator",
+    "AutoCNNClassifier": "automnist.estimator",
+    "cross_validate_spec": "automnist.estimator",
+    "DenoisingAutoencoder": "automnist.denoise",
+    # experiments
+    "lr_find": "automnist.lr_find",
+    "compare_denoising": "automnist.denoise",
+    "sweep_table": "automnist.strategies.sweep",
+    "Dataset": "automnist.data",
+    "register_dataset": "automnist.data",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

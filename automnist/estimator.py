@@ -55,6 +55,7 @@ from scikeras.wrappers import BaseWrapper, KerasClassifier, KerasRegressor
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from automnist.runner import forget_custom_gradients
 from automnist.errors import SpecError
 from automnist.spec import DEFAULTS, SearchSpec
 
@@ -273,34 +274,6 @@ def estimator_params(values: Mapping[str, Any]) -> dict[str, Any]:
         if n and any(values.get(f"{key}_{i + 1}") is not None for i in range(n)):
             out[key] = per_layer(full, key, n)
     return out
-
-
-@contextmanager
-def _forget_custom_gradients() -> Iterator[None]:
-    """Unregister the ``CustomGradient-N`` gradients TensorFlow registers while tracing.
-
-    TensorFlow's default distribution strategy all-reduces gradients through a
-    ``tf.custom_gradient`` inside every traced train step; each trace registers a gradient
-    function in a process-global registry that is never cleared and that keeps the whole
-    traced graph alive (about 6 MB per fit, so a long GridSearchCV grows without bound even
-    with ``clear_session``).  That gradient is only needed while the train step is traced
-    (nothing differentiates an optimizer update), so the entries added during the block
-    are removed afterwards.  Private TensorFlow API: skipped silently if it changes.
-    """
-    try:
-        from tensorflow.python.framework import ops
-
-        registry = ops._gradient_registry._registry
-        before = set(registry)
-    except (ImportError, AttributeError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        for key in set(registry) - before:
-            if isinstance(key, str) and key.startswith("CustomGradient-"):
-                registry.pop(key, None)
 
 
 # --------------------------------------------------------------------------- KerasCNNClassifier
@@ -601,7 +574,7 @@ conv_dropout, batch_norm :
             "callbacks": [keras.callbacks.TerminateOnNaN(), *self._fit_callbacks],
         }
         fit_args.update(kwargs)
-        with _forget_custom_gradients():
+        with forget_custom_gradients():
             hist = self.model_.fit(X, y, **fit_args)
         if not warm_start or not hasattr(self, "history_") or initial_epoch == 0:
             self.history_ = defaultdict(list)

@@ -8,10 +8,12 @@ diverges comes back ``failed``, each with its reason.  Only ``KeyboardInterrupt`
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,8 @@ import numpy as np
 from automnist.errors import InfeasibleConfig
 from automnist.records import TrialRecord
 
-__all__ = ["TrialData", "run_trial", "fit_model", "encode_labels", "split_indices", "free_memory"]
+__all__ = ["TrialData", "run_trial", "fit_model", "encode_labels", "split_indices", "free_memory",
+           "forget_custom_gradients"]
 
 _EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -121,7 +124,7 @@ def free_memory() -> None:
     gc.collect()
 
 
-def run_trial(
+def _run_trial(
     values: Mapping[str, Any],
     data: TrialData,
     *,
@@ -249,3 +252,38 @@ def run_trial(
 
 class _Diverged(Exception):
     pass
+
+
+@contextmanager
+def forget_custom_gradients() -> Iterator[None]:
+    """Unregister the ``CustomGradient-N`` gradients TensorFlow registers while tracing.
+
+    TensorFlow's default distribution strategy all-reduces gradients through a
+    ``tf.custom_gradient`` inside every traced train step; each trace registers a gradient
+    function in a process-global registry that is never cleared and that keeps the whole
+    traced graph alive (about 6 MB per fit, so a long GridSearchCV grows without bound even
+    with ``clear_session``).  That gradient is only needed while the train step is traced
+    (nothing differentiates an optimizer update), so the entries added during the block
+    are removed afterwards.  Private TensorFlow API: skipped silently if it changes.
+    """
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry
+        before = set(registry)
+    except (ImportError, AttributeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        for key in set(registry) - before:
+            if isinstance(key, str) and key.startswith("CustomGradient-"):
+                registry.pop(key, None)
+
+
+@functools.wraps(_run_trial)
+def run_trial(*args: Any, **kwargs: Any) -> TrialRecord:
+    # clear_session alone leaves every trial's traced graph alive (see forget_custom_gradients)
+    with forget_custom_gradients():
+        return _run_trial(*args, **kwargs)

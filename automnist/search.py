@@ -342,7 +342,8 @@ def run_search(
             _done=done,
         )
         strategy.run(ctx)
-        if spec.search.cv and ctx.best is not None and ctx.best.status == "ok":
+        refits = getattr(strategy, "REFITS_BEST", False)  # scikit-learn refits and saves its own best
+        if spec.search.cv and not refits and ctx.best is not None and ctx.best.status == "ok":
             _refit_best(ctx)
         status = "finished"
         return SearchResult(name, run_spec, store.get_trials(name), ctx.best, directory, time.perf_counter() - t0)
