@@ -340,7 +340,7 @@ def compare_denoising(
         ))
     name = None
     if results_dir is not None:
-        from automnist.search import _spec_text, library_versions
+        from automnist.search import create_spec_run
         from automnist.store import Store
 
         name = run_name or f"{spec.name}-denoise-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -349,9 +349,8 @@ def compare_denoising(
         note["denoise"]["filters"] = list(cfg.filters)
         note["noise"]["on"] = list(noise.on)
         with Store.at(results_dir) as store:
-            store.create_run(name, kind="search", spec_name=spec.name, spec_text=_spec_text(spec), spec_hash=spec.hash,
-                             strategy=COMPARE_STRATEGY, dataset=d.dataset, seed=seed,
-                             config={**spec.to_dict(), "denoise_compare": note}, versions=library_versions())
+            create_spec_run(store, name, spec, strategy=COMPARE_STRATEGY, seed=seed,
+                            extra_config={"denoise_compare": note})
             for rec in records:
                 store.add_trial(name, rec)
             store.finish_run(name, "finished")

@@ -917,15 +917,6 @@ class AutoCNNClassifier(ClassifierMixin, BaseEstimator):
 # --------------------------------------------------------------------------- k-fold CV of one configuration
 
 
-def _spec_text(spec: SearchSpec) -> str:
-    import json
-
-    try:
-        return Path(spec.source).read_text(encoding="utf-8")
-    except OSError:
-        return json.dumps(spec.to_dict(), indent=2, default=str)
-
-
 def _best_params_of_run(store: Any, run: str, spec: SearchSpec) -> dict[str, Any]:
     trials = [t for t in store.get_trials(run) if t.status == "ok" and t.objective(spec.objective.name) is not None]
     if not trials:
@@ -994,7 +985,7 @@ def cross_validate_spec(
     from automnist.errors import StoreError
     from automnist.lr_find import resolve_learning_rates, uses_lr_find
     from automnist.runner import TrialData, run_trial
-    from automnist.search import SearchResult, library_versions, prepare_data, run_dir
+    from automnist.search import SearchResult, create_spec_run, prepare_data, run_dir
     from automnist.spec import load_spec
     from automnist.store import Store
 
@@ -1024,14 +1015,10 @@ def cross_validate_spec(
             run_spec, lr_note = resolve_learning_rates(spec, store=store, dataset=ds, results_dir=results_dir,
                                                        run=name, progress=False)
         values = resolve_learning_rate(run_spec.complete(params or {}))
-        config = {**spec.to_dict(), "cv": {"folds": int(folds), "params": values, "from_run": from_run}}
+        extra = {"cv": {"folds": int(folds), "params": values, "from_run": from_run}}
         if lr_note:
-            config["lr_find"] = lr_note
-        store.create_run(
-            name, kind="cv", spec_name=spec.name, spec_text=_spec_text(spec), spec_hash=spec.hash,
-            strategy=f"{int(folds)}-fold", dataset=spec.data.dataset, seed=spec.search.seed,
-            config=config, versions=library_versions(),
-        )
+            extra["lr_find"] = lr_note
+        create_spec_run(store, name, spec, kind="cv", strategy=f"{int(folds)}-fold", extra_config=extra)
         status = "failed"
         try:
             record = run_trial(

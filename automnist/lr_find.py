@@ -352,14 +352,13 @@ def lr_find(
     store = None
     name = None
     if results_dir is not None:
-        from automnist.search import _spec_text, library_versions
+        from automnist.search import create_spec_run
         from automnist.store import Store
 
         store = Store.at(results_dir)
         name = run_name or f"{spec.name}-lr_find-{time.strftime('%Y%m%d-%H%M%S')}"
-        store.create_run(name, kind="lr_find", spec_name=spec.name, spec_text=_spec_text(spec), spec_hash=spec.hash,
-                         strategy="lr_find", dataset=spec.data.dataset, seed=seed,
-                         config={**spec.to_dict(), "lr_find": settings}, versions=library_versions())
+        create_spec_run(store, name, spec, kind="lr_find", strategy="lr_find", seed=seed,
+                        extra_config={"lr_find": settings})
     records: list[TrialRecord] = []
     notes: dict[str, str] = {}
     status = "failed"

@@ -23,7 +23,7 @@ from automnist.errors import StoreError
 from automnist.records import TrialRecord
 from automnist.spec import SearchSpec
 
-__all__ = ["SearchContext", "SearchResult", "run_search", "library_versions", "default_run_name", "run_dir"]
+__all__ = ["SearchContext", "SearchResult", "run_search", "create_spec_run", "library_versions", "default_run_name", "run_dir"]
 
 
 def library_versions() -> dict[str, str]:
@@ -228,6 +228,35 @@ def prepare_data(spec: SearchSpec, data_dir: str | None = None) -> Any:
     return ds
 
 
+def create_spec_run(
+    store: Any,
+    name: str,
+    spec: SearchSpec,
+    *,
+    kind: str = "search",
+    strategy: str | None = None,
+    seed: int | None = None,
+    extra_config: Mapping[str, Any] | None = None,
+) -> int:
+    """Record a new run made from ``spec``: its text, hash, data set, seed and library versions.
+
+    ``strategy`` and ``seed`` default to the spec's; ``extra_config`` is merged into the
+    stored config (e.g. the settings of a range test).
+    """
+    return store.create_run(
+        name,
+        kind=kind,
+        spec_name=spec.name,
+        spec_text=_spec_text(spec),
+        spec_hash=spec.hash,
+        strategy=spec.search.strategy if strategy is None else strategy,
+        dataset=spec.data.dataset,
+        seed=spec.search.seed if seed is None else int(seed),
+        config={**spec.to_dict(), **(extra_config or {})},
+        versions=library_versions(),
+    )
+
+
 def run_search(
     spec: SearchSpec,
     *,
@@ -304,18 +333,8 @@ def run_search(
     if resume:
         store.set_status(name, "running")
     else:
-        store.create_run(
-            name,
-            kind="sweep" if spec.search.strategy == "sweep" else "search",
-            spec_name=spec.name,
-            spec_text=_spec_text(spec),
-            spec_hash=spec.hash,
-            strategy=spec.search.strategy,
-            dataset=spec.data.dataset,
-            seed=spec.search.seed,
-            config={**spec.to_dict(), **({"lr_find": lr_note} if lr_note else {})},
-            versions=library_versions(),
-        )
+        create_spec_run(store, name, spec, kind="sweep" if spec.search.strategy == "sweep" else "search",
+                        extra_config={"lr_find": lr_note} if lr_note else None)
     t0 = time.perf_counter()
     status = "failed"
     bar = None
