@@ -38,6 +38,14 @@ def _add_search_overrides(p: argparse.ArgumentParser, *, strategies: tuple[str, 
     p.add_argument("--data-dir", metavar="DIR", help="look for data set files here first (also: AUTOMNIST_DATA)")
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """--dataset, --subset, --seed and --data-dir of the commands that train one configuration."""
+    p.add_argument("--dataset", metavar="NAME", help="override data.dataset (see `automnist datasets`)")
+    p.add_argument("--subset", type=int, metavar="N", help="use a stratified subset of N training images")
+    p.add_argument("--seed", type=int, metavar="S", help="override search.seed")
+    p.add_argument("--data-dir", metavar="DIR", help="look for data set files here first (also: AUTOMNIST_DATA)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from automnist.spec import STRATEGIES
@@ -63,11 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="search-space YAML file")
     p.add_argument("--folds", type=int, default=10, metavar="K", help="stratified folds (default: %(default)s)")
     p.add_argument("--from-run", metavar="RUN", help="evaluate the best trial of this run instead of the defaults")
-    p.add_argument("--epochs", type=int, metavar="N")
-    p.add_argument("--dataset", metavar="NAME")
-    p.add_argument("--subset", type=int, metavar="N")
-    p.add_argument("--seed", type=int, metavar="S")
-    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--epochs", type=int, metavar="N", help="override search.epochs")
+    _add_data_options(p)
     p.add_argument("--run-name", metavar="NAME")
     _add_results(p)
 
@@ -100,12 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, default=100, metavar="N", help="batches from min to max (default: %(default)s)")
     p.add_argument("--batch-size", type=int, metavar="N", help="default: the spec's baseline batch_size")
     p.add_argument("--write-spec", metavar="OUT.yaml", help="write a copy of the spec with the suggested learning rate(s)")
-    p.add_argument("--dataset", metavar="NAME", help="override data.dataset (see `automnist datasets`)")
-    p.add_argument("--subset", type=int, metavar="N", help="use a stratified subset of N training images")
-    p.add_argument("--seed", type=int, metavar="S", help="override search.seed")
-    p.add_argument("--data-dir", metavar="DIR", help="look for data set files here first (also: AUTOMNIST_DATA)")
+    _add_data_options(p)
     p.add_argument("--run-name", metavar="NAME", help="name of the run in the store (default: <spec>-lr_find-<time>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_results(p)
+
+    p = sub.add_parser("compare-denoising",
+                       help="one classifier on clean, noisy and denoised images (needs data.noise; seed 000 Q1-Q3)")
+    p.add_argument("spec", help="search-space YAML file with data.noise (and optionally denoise:)")
+    p.add_argument("--epochs", type=int, metavar="N", help="classifier epochs (override search.epochs)")
+    p.add_argument("--denoise-epochs", type=int, metavar="N", help="autoencoder epochs (override denoise.epochs)")
+    _add_data_options(p)
+    p.add_argument("--run-name", metavar="NAME", help="name of the run in the store (default: <spec>-denoise-<time>)")
+    p.add_argument("--no-report", action="store_true", help="do not write results/<run>/report.html")
     _add_results(p)
 
     p = sub.add_parser("export-model", help="copy a run's best model (best.keras) to a file")
@@ -370,6 +382,24 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     return 0 if any(not math.isnan(v) for v in result.suggestions.values()) else 1
 
 
+def _cmd_compare_denoising(args: argparse.Namespace) -> int:
+    from automnist.denoise import compare_denoising
+    from automnist.spec import load_spec
+
+    _quiet_tensorflow()
+    spec = load_spec(args.spec).replace(epochs=args.epochs, dataset=args.dataset, subset=args.subset, seed=args.seed,
+                                        denoise_epochs=args.denoise_epochs)
+    table = compare_denoising(spec, data_dir=args.data_dir, results_dir=args.results, run_name=args.run_name)
+    run = str(table["run"].iloc[0])
+    print(f"run {run}: {spec.name} on clean, noisy and denoised images")
+    for row in table.itertuples(index=False):
+        score = "-" if row.status != "ok" else f"{row.test_accuracy:.4f}"
+        print(f"  {row.condition:<9} test_accuracy {score}  ({row.status})")
+    if not args.no_report:
+        print(f"report: {_write_report(args.results, [run])}")
+    return 0 if (table["status"] == "ok").all() else 1
+
+
 def _cmd_export_model(args: argparse.Namespace) -> int:
     from automnist.predict import export_model
 
@@ -400,6 +430,7 @@ _HANDLERS = {
     "datasets": _cmd_datasets,
     "demo": _cmd_demo,
     "lr-find": _cmd_lr_find,
+    "compare-denoising": _cmd_compare_denoising,
     "export-model": _cmd_export_model,
     "predict": _cmd_predict,
 }

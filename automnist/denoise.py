@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -325,35 +326,47 @@ def compare_denoising(
         raise SpecError(spec.source, "params.learning_rate",
                         f"compare_denoising needs a number: resolve {LR_FROM_LR_FIND!r} first (automnist lr-find --write-spec)")
     seed = spec.search.seed if seed is None else int(seed)
+    epochs = epochs or spec.search.epochs
     d = spec.data
-    clean = dataset if dataset is not None else load_dataset(
-        d.dataset, data_dir=data_dir or d.data_dir, subset=d.subset, seed=d.split_seed, test_split=d.test_split)
-    noisy = _noisy(clean, noise)
     cfg = spec.denoise or DenoiseSpec()
-    denoised, ae = denoise_dataset(noisy, clean.x_train, cfg, noise, seed)
-    records: list[TrialRecord] = []
-    for number, (condition, ds) in enumerate(zip(CONDITIONS, (clean, noisy, denoised))):
-        records.append(run_trial(
-            values, TrialData.from_dataset(ds), trial_id=condition, number=number, model=spec.model,
-            epochs=epochs or spec.search.epochs, validation_split=d.validation_split, cv=None, seed=seed,
-            split_seed=spec.search.seed, verbose=verbose,
-        ))
-    name = None
-    if results_dir is not None:
+    store = name = None
+    if results_dir is not None:  # the run exists before training: a clash fails now, trials commit as they end
         from automnist.search import create_spec_run
         from automnist.store import Store
 
+        store = Store.at(results_dir)
         name = run_name or f"{spec.name}-denoise-{time.strftime('%Y%m%d-%H%M%S')}"
         note = {"conditions": list(CONDITIONS), "denoise": dataclasses.asdict(cfg), "noise": dataclasses.asdict(noise),
-                "denoiser_loss": ae.loss_, "epochs": epochs or spec.search.epochs}
+                "epochs": epochs}
         note["denoise"]["filters"] = list(cfg.filters)
         note["noise"]["on"] = list(noise.on)
-        with Store.at(results_dir) as store:
-            create_spec_run(store, name, spec, strategy=COMPARE_STRATEGY, seed=seed,
-                            extra_config={"denoise_compare": note})
-            for rec in records:
-                store.add_trial(name, rec)
-            store.finish_run(name, "finished")
+        try:
+            create_spec_run(store, name, spec, strategy=COMPARE_STRATEGY, seed=seed, extra_config={"denoise_compare": note})
+        except BaseException:
+            store.close()
+            raise
+    records: list[TrialRecord] = []
+    try:
+        with store.recording(name) if store is not None else contextlib.nullcontext():
+            clean = dataset if dataset is not None else load_dataset(
+                d.dataset, data_dir=data_dir or d.data_dir, subset=d.subset, seed=d.split_seed,
+                test_split=d.test_split, image_size=d.image_size)
+            noisy = _noisy(clean, noise)
+            denoised, ae = denoise_dataset(noisy, clean.x_train, cfg, noise, seed)
+            if store is not None:
+                store.update_run_config(name, {"denoise_compare": {**note, "denoiser_loss": ae.loss_}})
+            for number, (condition, ds) in enumerate(zip(CONDITIONS, (clean, noisy, denoised))):
+                record = run_trial(
+                    values, TrialData.from_dataset(ds), trial_id=condition, number=number, model=spec.model,
+                    epochs=epochs, validation_split=d.validation_split, cv=None, seed=seed,
+                    split_seed=spec.search.seed, verbose=verbose,
+                )
+                records.append(record)
+                if store is not None:
+                    store.add_trial(name, record)
+    finally:
+        if store is not None:
+            store.close()
     import pandas as pd
 
     frame = pd.DataFrame({

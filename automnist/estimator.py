@@ -1019,19 +1019,12 @@ def cross_validate_spec(
         if lr_note:
             extra["lr_find"] = lr_note
         create_spec_run(store, name, spec, kind="cv", strategy=f"{int(folds)}-fold", extra_config=extra)
-        status = "failed"
-        try:
+        with store.recording(name):
             record = run_trial(
                 values, TrialData.from_dataset(ds), trial_id="cv", number=0, model=spec.model,
                 epochs=spec.search.epochs, validation_split=spec.data.validation_split, cv=int(folds),
                 seed=spec.search.seed, split_seed=spec.search.seed, verbose=verbose,
             )
             store.add_trial(name, record)
-            status = "finished"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            store.finish_run(name, status)
     best = record if record.status == "ok" else None
     return SearchResult(name, spec, [record], best, run_dir(results_dir, name), time.perf_counter() - t0)

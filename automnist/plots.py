@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "plot_confusion",
+    "plot_denoising",
     "plot_effect",
     "plot_image_grid",
     "plot_leaderboard",
@@ -356,6 +357,33 @@ def plot_run_comparison(trials: pd.DataFrame, objective: str = "val_accuracy") -
     _boxplot(data=data, x="run", y=objective, order=runs, ax=ax, color="0.85", showfliers=False)
     sns.stripplot(data=data, x="run", y=objective, order=runs, ax=ax, size=3.5, alpha=0.7, color="C0")
     ax.set_title(f"{objective} of the ok trials per run")
+    return fig
+
+
+@_styled
+def plot_denoising(table: pd.DataFrame, metric: str = "test_accuracy") -> Figure:
+    """Bars of one classifier's ``metric`` on clean, noisy and denoised images.
+
+    Numbers from :func:`automnist.denoise.denoising_table`; each bar is labelled with its
+    value, conditions that did not train are marked "failed".
+    """
+    fig, ax = _figure(4.8, 3.0)
+    if table.empty:
+        _empty(ax, "no conditions")
+        return fig
+    values = pd.to_numeric(table[metric], errors="coerce").to_numpy(dtype=float)
+    x = np.arange(len(table))
+    colors = {"clean": "C2", "noisy": "C3", "denoised": "C0"}
+    ax.bar(x, np.nan_to_num(values), color=[colors.get(str(c), "C7") for c in table["condition"]])
+    for xi, v in zip(x, values):
+        ax.annotate("failed" if math.isnan(v) else f"{v:.2%}" if metric.endswith("accuracy") else f"{v:.4g}",
+                    (xi, 0 if math.isnan(v) else v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+    ax.set_xticks(x, [str(c) for c in table["condition"]])
+    finite = values[np.isfinite(values)]
+    if finite.size and metric.endswith("accuracy"):
+        ax.set_ylim(max(0.0, float(finite.min()) - 0.1), min(1.0, float(finite.max()) + 0.05))
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} on clean, noisy and denoised images")
     return fig
 
 

@@ -72,6 +72,8 @@ class _RunView:
     predictions_note: str = ""
     tables: dict[str, Any] = field(default_factory=dict)
     grid: tuple[str, str] | None = None
+    kind: str = "search"  # search | sweep | lr_find | denoise (see _kind_of)
+    notes: dict[str, str] = field(default_factory=dict)  # why a kind-specific table is missing
 
 
 @dataclass
@@ -93,6 +95,21 @@ def _objective_of(info: dict[str, Any]) -> tuple[str, str]:
     name = str((obj or {}).get("name") or "val_accuracy")
     direction = str((obj or {}).get("direction") or ("min" if name.endswith("loss") else "max"))
     return name, direction if direction in aggregate.DIRECTIONS else "max"
+
+
+def _kind_of(info: dict[str, Any]) -> str:
+    """Which report a run gets: ``sweep`` (one-factor sweeps), ``lr_find`` (range tests),
+    ``denoise`` (clean / noisy / denoised comparison) or ``search`` (everything else)."""
+    from automnist.denoise import COMPARE_STRATEGY
+
+    strategy = str(info.get("strategy") or "")
+    if info.get("kind") == "lr_find" or strategy == "lr_find":
+        return "lr_find"
+    if strategy == "sweep":
+        return "sweep"
+    if strategy == COMPARE_STRATEGY:
+        return "denoise"
+    return "search"
 
 
 def _ensure_columns(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
@@ -150,8 +167,11 @@ def _describe(store: Store, runs: Sequence[str], results_dir: Path) -> _Descript
             trials=_ensure_columns(_select(trials_all, run), objective),
             folds=_select(folds_all, run), history=_select(history_all, run),
         )
-        view.predictions, view.predictions_note = _load_predictions(results_dir, run)
+        view.kind = _kind_of(info)
+        if view.kind != "lr_find":
+            view.predictions, view.predictions_note = _load_predictions(results_dir, run)
         _run_tables(view)
+        _kind_tables(view, store)
         views.append(view)
     objective, direction = views[0].objective, views[0].direction
     trials = _ensure_columns(trials_all if not trials_all.empty else pd.DataFrame(columns=["run"]), objective)
@@ -178,6 +198,84 @@ def _run_tables(view: _RunView) -> None:
     if strategy in GRID_STRATEGIES and len(varying) == 2:
         view.grid = (varying[0], varying[1])
         view.tables["pivot"] = aggregate.pivot(t, varying[0], varying[1], obj)
+
+
+def _config(info: dict[str, Any]) -> dict[str, Any]:
+    config = info.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def _kind_tables(view: _RunView, store: Store) -> None:
+    """The tables of a sweep, range-test or denoising run (their own report sections).
+
+    A table that cannot be computed (say, a run stored by an older automnist whose config
+    no longer parses) is left out with the reason in ``view.notes``: the rest of the
+    report is still written.
+    """
+    from automnist.errors import AutomnistError
+
+    config = _config(view.info)
+    try:
+        if view.kind == "sweep":
+            from automnist.strategies.sweep import sweep_table, sweep_values
+
+            view.tables["sweep"] = sweep_table(view.trials, config)
+            view.tables["sweep_values"] = sweep_values(view.trials, config)
+        elif view.kind == "lr_find":
+            from automnist.lr_find import lr_find_curves
+
+            view.tables["lr_curves"] = lr_find_curves(view.history, view.trials)
+            view.tables["lr_suggestions"] = _lr_suggestions(view.trials)
+        elif view.kind == "denoise":
+            from automnist.denoise import denoising_table
+
+            view.tables["denoise"] = denoising_table(view.trials)
+    except (AutomnistError, KeyError, ValueError, TypeError) as exc:
+        view.notes[view.kind] = f"{type(exc).__name__}: {exc}"
+    lr_note = config.get("lr_find") if view.kind != "lr_find" else None
+    if isinstance(lr_note, dict) and isinstance(lr_note.get("runs"), dict):
+        view.tables["lr_used"] = _lr_used(lr_note)
+        view.tables["lr_used_curves"] = _lr_used_curves(store, lr_note["runs"])
+
+
+#: Columns of the range-test table, in order (metrics an lr_find trial records).
+_LR_COLUMNS = ("suggested_lr", "min_loss", "min_loss_lr", "last_lr", "diverged", "batches", "batch_size")
+
+
+def _lr_suggestions(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per optimizer of an lr_find run: the suggestion and where the curve ended."""
+    table = pd.DataFrame({"optimizer": trials["trial_id"].astype(str), "status": trials["status"]})
+    for column in _LR_COLUMNS:
+        table[column] = pd.to_numeric(trials[column], errors="coerce") if column in trials else np.nan
+    table["diverged"] = table["diverged"].map({1.0: "yes", 0.0: "no"})
+    table["error"] = trials["error"].fillna("") if "error" in trials else ""
+    return table
+
+
+def _lr_used(note: dict[str, Any]) -> pd.DataFrame:
+    """Which learning rate each optimizer of a ``from_lr_find`` run got, and from which test."""
+    lrs = note.get("learning_rate")
+    runs = note["runs"]
+    tested_now = set(note.get("tested_now") or ())
+    rows = []
+    for optimizer, run in runs.items():
+        lr = lrs.get(optimizer) if isinstance(lrs, dict) else lrs
+        rows.append({"optimizer": optimizer, "learning_rate": lr, "lr_find run": run,
+                     "tested for this run": optimizer in tested_now})
+    return pd.DataFrame(rows, columns=["optimizer", "learning_rate", "lr_find run", "tested for this run"])
+
+
+def _lr_used_curves(store: Store, runs: dict[str, str]) -> pd.DataFrame:
+    """The range-test curves behind a ``from_lr_find`` run (the runs that still exist)."""
+    from automnist.lr_find import lr_find_curves
+
+    names = [r for r in dict.fromkeys(runs.values()) if store.get_run(r) is not None]
+    if not names:
+        return pd.DataFrame()
+    curves = lr_find_curves(store.history_frame(names), store.trials_frame(names))
+    wanted = set(runs.items())
+    keep = [(o, r) in wanted for o, r in zip(curves["optimizer"], curves["run"])]
+    return curves[keep].reset_index(drop=True)
 
 
 # =========================================================================== structure
@@ -293,7 +391,8 @@ def _summary_section(view: _RunView, sid: str, level: int) -> _Section:
         ("Data set", str(info.get("dataset") or data.get("dataset") or "–")
          + (f" (subset {data['subset']})" if data.get("subset") else "")),
         ("Strategy", str(info.get("strategy") or search.get("strategy") or "–")),
-        ("Objective", f"{obj} ({'higher' if view.direction == 'max' else 'lower'} is better)"),
+        ("Objective", "none: a suggested learning rate per optimizer" if view.kind == "lr_find"
+         else f"{obj} ({'higher' if view.direction == 'max' else 'lower'} is better)"),
         ("Budget", budget or "–"),
         ("Seed", str(info.get("seed", "–"))),
         ("Spec", f"{info.get('spec_name', '')} (hash {info.get('spec_hash', '') or '–'})"),
@@ -327,6 +426,16 @@ def _run_sections(view: _RunView, level: int, prefix: str) -> list[_Section]:
     t, obj, d, tables = view.trials, view.objective, view.direction, view.tables
     n_ok = int((t["status"] == "ok").sum()) if len(t) else 0
     sections = [_summary_section(view, _slug(prefix, "summary"), level)]
+    if view.kind == "lr_find":  # no objective, models or test set: the curves are the result
+        sections.append(_lr_find_section(view, _slug(prefix, "lr-find"), level))
+        sections.append(_failures_section(view, _slug(prefix, "failures"), level))
+        return sections
+    if view.kind == "sweep":
+        sections.append(_sweep_section(view, _slug(prefix, "sweep"), level))
+    if view.kind == "denoise":
+        sections.append(_denoise_section(view, _slug(prefix, "denoise"), level))
+    if "lr_used" in tables:
+        sections.append(_lr_used_section(view, _slug(prefix, "lr-used"), level))
 
     board = tables["leaderboard"]
     lb = _Section(_slug(prefix, "leaderboard"), "Leaderboard", level)
@@ -337,6 +446,37 @@ def _run_sections(view: _RunView, level: int, prefix: str) -> list[_Section]:
                                  "std is over CV folds (– without CV)."))
     sections.append(lb)
 
+    if view.kind == "search":
+        sections.extend(_effect_sections(view, level, prefix))
+    sections.append(_failures_section(view, _slug(prefix, "failures"), level))
+
+    if n_ok and view.kind == "search":
+        par = _Section(_slug(prefix, "parallel"), "Parallel coordinates", level)
+        note = (f"{MAX_PARALLEL_LINES} of {n_ok} ok trials drawn: the best quarter and a random sample."
+                if n_ok > MAX_PARALLEL_LINES else "")
+        par.blocks.append(_figure(plots.plot_parallel(t, obj, d, MAX_PARALLEL_LINES), "",
+                                  "parallel coordinates of the trials", note))
+        sections.append(par)
+    if n_ok:
+        curves = _Section(_slug(prefix, "curves"), f"Learning curves of the top {TOP_CURVES} trials", level)
+        curves.blocks.append(_figure(plots.plot_learning_curves(view.history, t, TOP_CURVES, obj, d), "",
+                                     "learning curves", "With CV, each epoch's value is the mean over folds."))
+        sections.append(curves)
+
+        cost = _Section(_slug(prefix, "cost"), f"{obj} vs training time and size", level)
+        cost.blocks.append(_figure(plots.plot_tradeoffs(t, obj, d), "", f"{obj} vs time and parameters"))
+        sections.append(cost)
+
+    sections.append(_predictions_section(view, _slug(prefix, "test"), level))
+    return sections
+
+
+def _effect_sections(view: _RunView, level: int, prefix: str) -> list[_Section]:
+    """Effects, significance and the grid pivot of a search (a sweep has its own analysis)."""
+    from automnist import plots
+
+    t, obj, d, tables = view.trials, view.objective, view.direction, view.tables
+    sections = []
     eff = _Section(_slug(prefix, "effects"), "Hyperparameter effects", level)
     varying = tables["varying"]
     if varying:
@@ -371,32 +511,140 @@ def _run_sections(view: _RunView, level: int, prefix: str) -> list[_Section]:
         grid.blocks.append(_table(tables["pivot"], f"mean {obj}", index=True))
         sections.append(grid)
 
-    fail = _Section(_slug(prefix, "failures"), "Failed and infeasible trials", level)
-    if len(tables["failures"]):
-        fail.blocks.append(_table(tables["failures"], f"{len(tables['failures'])} trials did not finish"))
+    return sections
+
+
+def _failures_section(view: _RunView, sid: str, level: int) -> _Section:
+    fail = _Section(sid, "Failed and infeasible trials", level)
+    failed = view.tables["failures"]
+    if len(failed):
+        fail.blocks.append(_table(failed, f"{len(failed)} trials did not finish"))
     else:
         fail.blocks.append(_Block("text", "", "No failed or infeasible trials."))
-    sections.append(fail)
+    return fail
 
-    if n_ok:
-        par = _Section(_slug(prefix, "parallel"), "Parallel coordinates", level)
-        note = (f"{MAX_PARALLEL_LINES} of {n_ok} ok trials drawn: the best quarter and a random sample."
-                if n_ok > MAX_PARALLEL_LINES else "")
-        par.blocks.append(_figure(plots.plot_parallel(t, obj, d, MAX_PARALLEL_LINES), "",
-                                  "parallel coordinates of the trials", note))
-        sections.append(par)
 
-        curves = _Section(_slug(prefix, "curves"), f"Learning curves of the top {TOP_CURVES} trials", level)
-        curves.blocks.append(_figure(plots.plot_learning_curves(view.history, t, TOP_CURVES, obj, d), "",
-                                     "learning curves", "With CV, each epoch's value is the mean over folds."))
-        sections.append(curves)
+def _missing(view: _RunView, what: str) -> _Block:
+    return _Block("text", "", f"Cannot show {what}: {view.notes.get(view.kind, 'no data')}.")
 
-        cost = _Section(_slug(prefix, "cost"), f"{obj} vs training time and size", level)
-        cost.blocks.append(_figure(plots.plot_tradeoffs(t, obj, d), "", f"{obj} vs time and parameters"))
-        sections.append(cost)
 
-    sections.append(_predictions_section(view, _slug(prefix, "test"), level))
-    return sections
+def _sweep_section(view: _RunView, sid: str, level: int) -> _Section:
+    """Seed 004's figures 3.7-3.20 and its choices, with the numbers behind them."""
+    from automnist.sweep_plots import plot_sweep_curves, plot_sweep_values
+
+    section = _Section(sid, "One-factor-at-a-time sweeps", level)
+    if "sweep" not in view.tables:
+        section.blocks.append(_missing(view, "the sweep analysis"))
+        return section
+    table, values = view.tables["sweep"], view.tables["sweep_values"]
+    search = _config(view.info).get("search") or {}
+    repeats = int(search.get("repeats") or 1)
+    cv = search.get("cv")
+    runs = f"{repeats} seed{'s' if repeats > 1 else ''} per value" + (f", {cv}-fold CV each" if cv else "")
+    if search.get("chain"):
+        how = ("Chained (search.chain: true): each hyperparameter's winner, the value with the best mean "
+               f"{view.objective}, was carried into the baseline before the next hyperparameter was swept, "
+               "as seed 004 does by hand. Rows marked \u201cbaseline changed\u201d were swept around earlier winners.")
+    else:
+        how = ("Not chained: every hyperparameter was swept around the same initial baseline "
+               "(set search.chain: true to carry each winner into the next baseline).")
+    section.blocks.append(_Block("text", "", f"Every value was trained with all other hyperparameters at the "
+                                             f"baseline; {runs}. {how}"))
+    shown = table.rename(columns={
+        "param": "hyperparameter", "n_values": "values", "best_mean": f"best mean {view.objective}",
+        "runner_up": "runner-up", "runner_up_mean": "runner-up mean", "p_value": "p-value",
+        "baseline_mean": "baseline mean", "baseline_changed": "baseline changed",
+    }).drop(columns=["step", "objective", "carried"])
+    section.blocks.append(_table(shown, "Best value per hyperparameter", note=(
+        f"margin: how much the best value beats the runner-up in {view.objective} (positive is better). "
+        "p-value: Welch's t-test of the best value against the runner-up over their repeats (with one run per "
+        "value but CV folds, from the fold mean and std: optimistic). n: runs (or folds) behind the best value.")))
+    params = list(dict.fromkeys(values.loc[values["n"] > 0, "param"]))
+    config = _config(view.info)
+    if params and not view.history.empty:
+        figures = [{"src": _png(plot_sweep_curves(view.history, view.trials, config, params=[p])),
+                    "alt": f"validation accuracy and loss per epoch for each value of {p}", "title": ""}
+                   for p in params]
+        section.blocks.append(_Block("gallery", "", figures, note=(
+            "One panel per hyperparameter: validation accuracy and loss per epoch for each value (mean over "
+            "seeds and folds, band: \u00b11 std); the baseline value is dashed.")))
+    elif params:
+        section.blocks.append(_Block("text", "", "No per-epoch history was recorded for this sweep."))
+    if params:
+        section.blocks.append(_figure(plot_sweep_values(values, objective=view.objective), "",
+                                      f"final {view.objective} per value", "Bars: mean over runs; whiskers: "
+                                      "min to max; orange: the baseline value."))
+    shown_values = values.drop(columns=["step", "trial_ids"]).rename(columns={
+        "param": "hyperparameter", "is_baseline": "baseline", "baseline_changed": "baseline changed",
+        "mean": f"mean {view.objective}", "std": "std", "test_accuracy": "mean test_accuracy"})
+    section.blocks.append(_table(shown_values, "Every value tried"))
+    return section
+
+
+def _lr_find_section(view: _RunView, sid: str, level: int) -> _Section:
+    from automnist.lr_find import RULE, plot_lr_find
+
+    section = _Section(sid, "Learning-rate range test", level)
+    if "lr_curves" not in view.tables:
+        section.blocks.append(_missing(view, "the range test"))
+        return section
+    settings = _config(view.info).get("lr_find") or {}
+    if settings:
+        section.blocks.append(_kv([
+            ("Learning rate", f"{_cell(settings.get('min_lr'))[0]} to {_cell(settings.get('max_lr'))[0]}, growing "
+                              f"exponentially over {_cell(settings.get('batches'))[0]} batches of "
+                              f"{_cell(settings.get('batch_size'))[0]}"),
+            ("Loss smoothing", f"exponential moving average, beta {_cell(settings.get('beta'))[0]}, bias-corrected"),
+            ("Stops when", f"the smoothed loss exceeds {_cell(settings.get('diverge'))[0]}x its minimum, or is NaN"),
+            ("Suggested learning rate", str(settings.get("rule") or RULE)),
+        ]))
+    section.blocks.append(_figure(plot_lr_find(view.tables["lr_curves"]), "", "loss against learning rate per optimizer",
+                                  "Faint: raw per-batch loss; dot: the suggested learning rate."))
+    section.blocks.append(_table(view.tables["lr_suggestions"], "Suggested learning rate per optimizer",
+                                 note="min_loss is the lowest smoothed loss and min_loss_lr where it was reached; "
+                                      "last_lr is where the test stopped."))
+    return section
+
+
+def _lr_used_section(view: _RunView, sid: str, level: int) -> _Section:
+    from automnist.lr_find import plot_lr_find
+
+    section = _Section(sid, "Learning rates from the range test", level)
+    section.blocks.append(_table(view.tables["lr_used"], "learning_rate: from_lr_find resolved to",
+                                 note="Each optimizer trains with the suggestion of the newest range test of this spec "
+                                      "and data set (automnist lr-find), or of one run for this search."))
+    curves = view.tables.get("lr_used_curves")
+    if curves is not None and len(curves):
+        section.blocks.append(_figure(plot_lr_find(curves), "", "the range-test curves behind these learning rates"))
+    return section
+
+
+def _denoise_section(view: _RunView, sid: str, level: int) -> _Section:
+    """Seed 000 Q1-Q3: one classifier on clean, noisy and denoised images."""
+    from automnist import plots
+
+    section = _Section(sid, "Clean, noisy and denoised images", level)
+    if "denoise" not in view.tables:
+        section.blocks.append(_missing(view, "the denoising comparison"))
+        return section
+    note = _config(view.info).get("denoise_compare") or {}
+    noise, ae = note.get("noise") or {}, note.get("denoise") or {}
+    if noise or ae:
+        level_text = (f"std {noise.get('std')}" if noise.get("kind") == "gaussian" else f"amount {noise.get('amount')}")
+        section.blocks.append(_kv([
+            ("Noise", f"{noise.get('kind', '?')}, {level_text}, on {'+'.join(noise.get('on') or [])} images"),
+            ("Denoising autoencoder", f"Conv2D+MaxPooling encoder / Conv2D+UpSampling decoder, filters "
+                                      f"{'-'.join(str(f) for f in ae.get('filters') or [])}, {ae.get('epochs')} "
+                                      f"epochs, batch {ae.get('batch_size')}, trained noisy -> clean on the training images"),
+            ("Autoencoder's final loss", note.get("denoiser_loss")),
+            ("Classifier", f"the same configuration and seed under each condition, {note.get('epochs')} epochs"),
+        ]))
+    table = view.tables["denoise"]
+    section.blocks.append(_figure(plots.plot_denoising(table), "", "test accuracy on clean, noisy and denoised images"))
+    section.blocks.append(_table(table.drop(columns=["run"]), "Test accuracy per condition",
+                                 note="clean: no noise; noisy: noise added; denoised: the noisy images passed "
+                                      "through the autoencoder before the classifier (train and test alike)."))
+    return section
 
 
 def _predictions_section(view: _RunView, sid: str, level: int) -> _Section:

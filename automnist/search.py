@@ -211,7 +211,7 @@ def prepare_data(spec: SearchSpec, data_dir: str | None = None) -> Any:
 
     d = spec.data
     ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir, subset=d.subset, seed=d.split_seed,
-                      test_split=d.test_split)
+                      test_split=d.test_split, image_size=d.image_size)
     if d.noise is not None:
         n = d.noise
         changes = {}

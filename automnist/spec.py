@@ -393,6 +393,7 @@ class DataSpec:
     split_seed: int = 0
     data_dir: str | None = None
     noise: NoiseSpec | None = None
+    image_size: tuple[int, int] | None = None  # (height, width) the images are resized to at load
 
 
 @dataclass(frozen=True)
@@ -483,6 +484,10 @@ class SearchSpec:
     def to_dict(self) -> dict[str, Any]:
         """The canonical mapping; ``parse_spec(spec.to_dict())`` gives an equal spec."""
         data = {k: _plain(v) for k, v in dataclasses.asdict(self.data).items() if k != "noise"}
+        if self.data.image_size is None:  # only when set, so other specs keep their hash
+            del data["image_size"]
+        else:
+            data["image_size"] = list(self.data.image_size)
         if self.data.noise is not None:
             noise = dataclasses.asdict(self.data.noise)
             noise["on"] = list(noise["on"])
@@ -513,6 +518,7 @@ class SearchSpec:
 
         ``spec.replace(strategy="grid", max_trials=3, dataset="digits", subset=500)``.
         ``None`` values are ignored, so CLI flags can be passed straight through.
+        ``denoise_epochs`` sets ``denoise.epochs`` (the spec must have ``denoise:``).
         Overrides are validated like the file itself.
         """
         raw = self.to_dict()
@@ -521,7 +527,11 @@ class SearchSpec:
         for key, value in overrides.items():
             if value is None:
                 continue
-            if key in search_keys:
+            if key == "denoise_epochs":
+                if "denoise" not in raw:
+                    raise SpecError(self.source, "denoise.epochs", "the spec has no denoise: section to override")
+                raw["denoise"]["epochs"] = value
+            elif key in search_keys:
                 raw["search"][key] = value
             elif key in data_keys:
                 raw["data"][key] = value
@@ -651,6 +661,13 @@ def _parse_data(raw: Any, source: str) -> DataSpec:
         raise SpecError(source, "data.split_seed", f"must be an integer, got {kw['split_seed']!r}")
     if kw.get("noise") is not None:
         kw["noise"] = _parse_noise(kw["noise"], source)
+    if kw.get("image_size") is not None:
+        size = kw["image_size"]
+        size = [size, size] if _is_int(size) else size
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_int(v) and 4 <= v <= 1024 for v in size):
+            raise SpecError(source, "data.image_size",
+                            f"must be null, an integer or [height, width] with sides from 4 to 1024, got {kw['image_size']!r}")
+        kw["image_size"] = (int(size[0]), int(size[1]))
     return DataSpec(**kw)
 
 

@@ -268,6 +268,38 @@ class Store:
             raise ValueError(f"status: must be one of finished, interrupted, failed, got {status!r}")
         self.set_status(name, status)
 
+    @contextmanager
+    def recording(self, name: str) -> Iterator[None]:
+        """End run ``name`` when the block ends: ``finished`` when it completes,
+        ``interrupted`` on Ctrl-C, ``failed`` on any other exception (which propagates)."""
+        status = "failed"
+        try:
+            yield
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self.finish_run(name, status)
+
+    def update_run_config(self, name: str, changes: dict[str, Any]) -> None:
+        """Merge ``changes`` into the stored ``config`` of run ``name`` (top-level keys replaced).
+
+        For facts known only once a run has started, such as the final loss of a
+        denoising autoencoder trained before the first trial.
+
+        Raises
+        ------
+        StoreError
+            If there is no run ``name`` or ``changes`` is not JSON-serialisable.
+        """
+        with self._write() as db:
+            row = db.execute("SELECT config FROM runs WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise self._unknown([name], db)
+            config = {**json.loads(row[0]), **changes}
+            db.execute("UPDATE runs SET config = ? WHERE name = ?", (_dumps(config, "config"), name))
+
     def set_status(self, name: str, status: str) -> None:
         """Set the status of run ``name``.
 

@@ -127,3 +127,38 @@ def _frame_without_conditions():
     import pandas as pd
 
     return pd.DataFrame({"trial_id": ["0"], "status": ["ok"]})
+
+
+@pytest.mark.slow
+def test_cli_compare_denoising_prints_stores_and_reports(tmp_path, capsys):
+    import yaml
+
+    from automnist.cli import main
+    from automnist.store import Store
+
+    path = tmp_path / "dn.yaml"
+    path.write_text(yaml.safe_dump({"name": "dn", "data": NOISY, "params": TINY, "denoise": {"filters": [8], "epochs": 50},
+                                    "search": {"epochs": 3}}))
+    results = tmp_path / "results"
+    args = ["compare-denoising", str(path), "--epochs", "2", "--denoise-epochs", "3", "--run-name", "cmp",
+            "--results", str(results)]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "run cmp: dn on clean, noisy and denoised images"
+    assert [line.split()[0] for line in out[1:4]] == list(CONDITIONS)
+    assert out[4] == f"report: {results / 'cmp' / 'report.html'}"
+    with Store.at(results) as store:
+        run = store.get_run("cmp")
+        table = denoising_table(store.trials_frame("cmp"))
+    assert run["status"] == "finished" and run["config"]["denoise_compare"]["denoise"]["epochs"] == 3
+    assert run["config"]["denoise_compare"]["epochs"] == 2 and run["config"]["denoise_compare"]["denoiser_loss"] > 0
+    printed = [float(line.split()[2]) for line in out[1:4]]
+    assert printed == pytest.approx(table["test_accuracy"].round(4).tolist())
+    assert "Clean, noisy and denoised images" in (results / "cmp" / "report.html").read_text()
+    # the same run name again fails at once, before anything trains, and keeps the first run
+    assert main(args) == 1
+    assert "a run named 'cmp' already exists" in capsys.readouterr().err
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: p\nparams: {units: 8}\n")
+    assert main(["compare-denoising", str(plain), "--denoise-epochs", "2"]) == 2
+    assert "denoise.epochs: the spec has no denoise: section to override" in capsys.readouterr().err
