@@ -76,18 +76,23 @@ def write_mnist_dir(
     return parts
 
 
-def write_cifar_dir(directory: Path, n_per_batch: int = 4, n_test: int = 6) -> dict[str, tuple[np.ndarray, list]]:
+def write_cifar_dir(directory: Path, n_per_batch: int = 4, n_test: int = 6,
+                    flat: bool = False) -> dict[str, tuple[np.ndarray, list]]:
     """CIFAR-10 python batches in the format of cifar-10-python.tar.gz (dicts with bytes keys).
 
     Protocol 4, not the originals' 2: Python 3 pickles bytes under protocol 2 through
-    ``_codecs.encode``, which keras' restricted unpickler refuses.
+    ``_codecs.encode``, which keras' restricted unpickler refuses.  ``flat``: every image
+    is one grey level (its index mod 256), so full-size batches compress to almost nothing.
     """
     directory.mkdir(parents=True)
     rng = np.random.default_rng(0)
     batches = {}
     for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
         n = n_test if name == "test_batch" else n_per_batch
-        pixels = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        if flat:
+            pixels = np.repeat(((np.arange(n) + 37 * i) % 256).astype(np.uint8)[:, None], 3072, axis=1)
+        else:
+            pixels = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         targets = [int(v) for v in (np.arange(n) + 2 * i) % 10]
         batch = {
             b"batch_label": f"{name} of 6".encode(),
@@ -385,6 +390,39 @@ def test_download_through_real_keras_loader_then_cache(
     np.testing.assert_array_equal(downloaded.x_train, as_float(expected))
     np.testing.assert_array_equal(cached.x_train, downloaded.x_train)
     np.testing.assert_array_equal(cached.y_test, downloaded.y_test)
+
+
+@pytest.mark.slow
+def test_cifar10_download_of_an_archive_through_the_real_keras_loader(tmp_path: Path, real_keras: dict) -> None:
+    """keras.datasets.cifar10.load_data() fetches cifar-10-python.tar.gz, extracts it into its cache and reads it.
+
+    keras reads exactly 10,000 images per training batch, so the batches are full size,
+    but flat grey images: the archive is a few hundred kB.
+    """
+    import tarfile
+
+    batches = write_cifar_dir(tmp_path / "server" / "cifar-10-batches-py", n_per_batch=10_000, n_test=5, flat=True)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        tar.add(tmp_path / "server" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    shutil.rmtree(tmp_path / "server")
+    assert archive.stat().st_size < 5_000_000
+    real_keras[archive.name] = archive
+    downloaded = load_dataset("cifar10")
+    assert downloaded.source.startswith("keras.datasets.cifar10.load_data()")
+    assert downloaded.x_train.shape == (50_000, 32, 32, 3) and downloaded.x_test.shape == (5, 32, 32, 3)
+    assert downloaded.x_train[12_345].max() == downloaded.x_train[12_345].min() == np.float32((2345 + 37) % 256 / 255)
+    pixels, targets = batches["test_batch"]
+    expected = (pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1) / np.float32(255)).astype(np.float32)
+    np.testing.assert_array_equal(downloaded.x_test, expected)
+    assert downloaded.y_test.tolist() == targets
+    assert downloaded.y_train.tolist() == [t for k in range(1, 6) for t in batches[f"data_batch_{k}"][1]]
+    sample, y_train = downloaded.x_train[::997].copy(), downloaded.y_train
+    del downloaded, batches
+    cached = load_dataset("cifar10")  # the second time from the extracted cache, without keras
+    assert "(keras cache)" in cached.source
+    np.testing.assert_array_equal(cached.x_train[::997], sample)
+    np.testing.assert_array_equal(cached.y_train, y_train)
 
 
 def test_failed_download_lists_every_place_looked(tmp_path: Path, isolated: Path, real_keras: dict) -> None:
