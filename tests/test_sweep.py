@@ -95,6 +95,28 @@ def test_sweep_table_on_a_known_unchained_sweep():
     assert not table["baseline_changed"].any() and not table["carried"].any()
 
 
+def test_a_tie_within_float32_noise_keeps_the_first_value_in_sweep_order():
+    """Seen on real MNIST: adam (the baseline) and adadelta both averaged 4711/4800 over three
+    seeds, but float32 accuracies made adadelta's mean 2e-8 higher and the chain carried it."""
+    from automnist.strategies.sweep import _best
+
+    adam = [float(np.float32(v)) for v in (0.985, 0.980625, 0.97875)]
+    adadelta = [float(np.float32(v)) for v in (0.98, 0.985, 0.979375)]
+    assert 0 < np.mean(adadelta) - np.mean(adam) < 1e-7  # the noise the rule must ignore
+    assert _best([("adam", adam), ("adadelta", adadelta)], "max") == "adam"
+    assert _best([("adam", adam), ("adadelta", [a + 1e-4 for a in adadelta])], "max") == "adadelta"
+    assert _best([("a", [0.3]), ("b", [0.2]), ("c", [0.2 + 1e-9])], "min") == "b"
+    spec = _spec({"optimizer": {"choice": ["adam", "adadelta"]}, "units": {"choice": [16, 32]}}, repeats=3, chain=True)
+    base = {"optimizer": "adam", "units": 16}
+    rows = [(f"baseline#r{r}", base, adam[r]) for r in range(3)]
+    rows += [(f"optimizer=adadelta#r{r}", {**base, "optimizer": "adadelta"}, adadelta[r]) for r in range(3)]
+    rows += [(f"units=32#r{r}", {**base, "units": 32}, 0.9) for r in range(3)]  # swept with adam: the tie's winner
+    table = sweep_table(_frame(rows, ["optimizer", "units"]), spec).set_index("param")
+    assert table.loc["optimizer", "best"] == "adam" and table.loc["optimizer", "runner_up"] == "adadelta"
+    assert table.loc["units", "baseline"] == "16" and table.loc["units", "best"] == "16"
+    assert not table.loc["units", "baseline_changed"]
+
+
 def test_sweep_table_replays_a_chain_and_a_conditional_parameter():
     spec = _spec({"units": {"choice": [16, 32]}, "activation": {"choice": ["relu", "leaky_relu"]},
                   "leaky_relu_slope": {"choice": [0.05, 0.2], "when": {"activation": "leaky_relu"}}},

@@ -142,15 +142,25 @@ def _walk(spec: SearchSpec, choose: Callable[[_Step], Any]) -> list[_Step]:
     return steps
 
 
+#: Mean scores are compared at this many decimals: metrics are float32, so two values with
+#: the same correct count can differ by ~1e-8 after averaging, and that must stay a tie.
+_DECIMALS = 7
+
+
+def _rank_score(mean: float, direction: str) -> float:
+    """Higher is better, rounded so float noise ties (see :data:`_DECIMALS`)."""
+    return round(mean if direction == "max" else -mean, _DECIMALS)
+
+
 def _best(values: list[tuple[Any, list[float]]], direction: str) -> Any:
     """The value with the best mean score (first in sweep order on ties), or None."""
-    best, best_mean = None, None
+    best, best_score = None, None
     for value, scores in values:
         if not scores:
             continue
-        mean = sum(scores) / len(scores)
-        if best_mean is None or (mean > best_mean if direction == "max" else mean < best_mean):
-            best, best_mean = value, mean
+        score = _rank_score(sum(scores) / len(scores), direction)
+        if best_score is None or score > best_score:
+            best, best_score = value, score
     return best
 
 
@@ -395,7 +405,8 @@ def sweep_table(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> p
                         "baseline": None, "baseline_mean": np.nan, "note": step.skipped})
             continue
         trained = group[group["n"] > 0]
-        ranked = trained.assign(_s=sign * trained["mean"]).sort_values("_s", ascending=False, kind="stable")
+        ranked = trained.assign(_s=[_rank_score(m, spec.objective.direction) for m in trained["mean"]])
+        ranked = ranked.sort_values("_s", ascending=False, kind="stable")  # ties keep sweep order, as _best does
         baseline_row = group[group["is_baseline"]].iloc[0]
         row = {**base, "n_values": int(len(group)), "baseline": baseline_row["value"],
                "baseline_mean": baseline_row["mean"], "best": None, "best_mean": np.nan, "runner_up": None,
@@ -419,7 +430,9 @@ def sweep_table(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> p
             if np.ptp(a) == 0 and np.ptp(b) == 0:
                 row["note"] = "no spread in either value's runs: no t-test"
             else:
-                row["p_value"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+                with warnings.catch_warnings():  # repeats equal up to float noise: scipy warns, the test is fine
+                    warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+                    row["p_value"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
                 row["test"] = f"Welch t-test over {len(a)} vs {len(b)} runs"
         else:
             fold_stats = _fold_stats(trials, members[(step.index, best["value"])], members[(step.index, second["value"])],
