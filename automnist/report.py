@@ -375,7 +375,7 @@ def _best_row(view: _RunView) -> pd.Series | None:
 
 def _summary_section(view: _RunView, sid: str, level: int) -> _Section:
     info, t, obj = view.info, view.trials, view.objective
-    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    config = _config(info)
     search = config.get("search") if isinstance(config.get("search"), dict) else {}
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
     counts = t["status"].value_counts()

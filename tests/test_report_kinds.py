@@ -143,3 +143,33 @@ def test_a_run_whose_analysis_fails_still_gets_a_report(results: Path) -> None:
 def test_comparison_of_kinds_keeps_each_runs_sections(results: Path) -> None:
     _, page = _report(results, "sw", "dn")
     assert "run1-sweep" in page.sections and "run2-denoise" in page.sections
+
+
+@pytest.mark.browser
+def test_sweep_and_denoise_reports_in_a_real_browser(results: Path) -> None:
+    """The new sections in headless Debian Chromium: no errors, every figure decodes, tables sort."""
+    from test_report_browser import ARGS, CHROMIUM, _column, _open
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian chromium at /usr/bin/chromium (apt-get install -y chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    with Store.at(results) as store:
+        paths = [write_report(store, ["sw"]), write_report(store, ["dn"]), write_report(store, ["sw-lr_find"])]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            for path in paths:
+                page, seen = _open(browser, path)
+                assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+                assert page.locator("img").count() >= 1
+                if path.parent.name == "sw":
+                    table = page.locator("#sweep table.sortable").first
+                    header = table.locator("thead th", has_text="margin").first
+                    header.click()
+                    margins = [float(v) for v in _column(page, table, "margin")]
+                    assert margins == sorted(margins) and header.get_attribute("aria-sort") == "ascending"
+                assert seen["console"] == [] and seen["pageerror"] == []
+                page.close()
+        finally:
+            browser.close()
