@@ -101,6 +101,9 @@ def plot_sweep_curves(
 def plot_sweep_values(values: pd.DataFrame, *, objective: str = "val_accuracy") -> Figure:
     """Final objective per value with error bars (min-max over runs): one panel per hyperparameter.
 
+    A value without an ok run (failed, infeasible, or cut by the budget) keeps its place
+    on the axis, marked "failed" or "not trained" instead of a bar.
+
     Parameters
     ----------
     values : DataFrame
@@ -129,16 +132,25 @@ def plot_sweep_values(values: pd.DataFrame, *, objective: str = "val_accuracy") 
         axes[0].text(0.5, 0.5, "no trained values", ha="center", va="center")
         return fig
     for ax, param in zip(axes, order):
-        sub = trained[trained["param"] == param]
+        sub = values[(values["param"] == param) & values["value"].notna()]  # untrained values keep their place
+        ok = (sub["n"] > 0).to_numpy()
         x = np.arange(len(sub))
-        low = (sub["mean"] - sub["min"]).to_numpy()
-        high = (sub["max"] - sub["mean"]).to_numpy()
+        mean = sub["mean"].to_numpy(dtype=float)
+        low = np.nan_to_num(mean - sub["min"].to_numpy(dtype=float))
+        high = np.nan_to_num(sub["max"].to_numpy(dtype=float) - mean)
         colors = ["tab:orange" if b else "tab:blue" for b in sub["is_baseline"]]
-        ax.bar(x, sub["mean"], color=colors, yerr=np.vstack([low, high]), capsize=3)
-        ax.set_xticks(x, [str(v) for v in sub["value"]], rotation=45 if len(sub) > 4 else 0, fontsize=8)
-        lo, hi = float(sub["min"].min()), float(sub["max"].max())
+        ax.bar(x[ok], mean[ok], color=[c for c, k in zip(colors, ok) if k],
+               yerr=np.vstack([low[ok], high[ok]]), capsize=3)
+        lo, hi = float(np.nanmin(sub["min"])), float(np.nanmax(sub["max"]))
         pad = max((hi - lo) * 0.2, 1e-3)
         ax.set_ylim(lo - pad, hi + pad)
+        for xi in x[~ok]:  # say why there is no bar
+            reason = "failed" if int(sub["n_failed"].iloc[xi]) else "not trained"
+            ax.text(xi, lo - pad / 2, reason, ha="center", va="bottom", rotation=90, fontsize=7, color="tab:red")
+        labels = [str(v) for v in sub["value"]]
+        tilt = len(sub) > 4 or max(map(len, labels)) > 6  # long labels (loss names) would overlap
+        ax.set_xticks(x, labels, rotation=35 if tilt else 0, ha="right" if tilt else "center", fontsize=8)
+        ax.set_xlim(-0.6, len(sub) - 0.4)
         ax.set_title(param, fontsize=10)
         ax.set_ylabel(objective)
     return fig

@@ -208,3 +208,20 @@ def test_chained_sweep_end_to_end(results_dir):
         short = run_search(spec.replace(max_trials=3), results_dir=results_dir, run_name="short", progress=False)
     assert [t.trial_id for t in short.trials] == ["baseline#r0", "baseline#r1", "units=16#r0"]
     assert any("stopped by search.max_trials=3 after 3 of 6 planned trials" in str(w.message) for w in caught)
+
+
+def test_values_without_an_ok_run_keep_their_place_in_the_figure():
+    from automnist.sweep_plots import plot_sweep_values
+
+    spec = _spec({"conv_layers": {"choice": [1, 2, 3]}, "units": {"choice": [16, 32]}}, repeats=2, max_trials=6)
+    base = {"conv_layers": 1, "units": 16}
+    rows = [("baseline#r0", base, 0.9), ("baseline#r1", base, 0.92),
+            ("conv_layers=2#r0", {**base, "conv_layers": 2}, 0.8), ("conv_layers=2#r1", {**base, "conv_layers": 2}, 0.82),
+            ("conv_layers=3#r0", {**base, "conv_layers": 3}, None), ("conv_layers=3#r1", {**base, "conv_layers": 3}, None)]
+    values = sweep_values(_frame(rows, ["conv_layers", "units"]), spec)  # units=32: cut by max_trials
+    fig = plot_sweep_values(values)
+    conv, units = fig.axes[0], fig.axes[1]
+    assert [t.get_text() for t in conv.get_xticklabels()] == ["1", "2", "3"]
+    assert [(t.get_text(), t.get_position()[0]) for t in conv.texts] == [("failed", 2)]
+    assert [round(b.get_height(), 3) for b in conv.patches] == [0.91, 0.81]
+    assert [(t.get_text(), t.get_position()[0]) for t in units.texts] == [("not trained", 1)]
