@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     from automnist.errors import AutomnistError, SpecError
 
     handler = _HANDLERS[args.command]
+    previous = _interrupt_on_sigterm()
     try:
         return handler(args)
     except SpecError as exc:
@@ -169,6 +171,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("automnist: interrupted; finished trials are in the store (continue with --resume)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Make SIGTERM (``kill``, ``timeout``, a CI job limit) end a command like Ctrl-C: the run
+    is marked interrupted and keeps its finished trials.  Returns the previous handler
+    (None when not in the main thread, where handlers cannot be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _quiet_tensorflow() -> None:

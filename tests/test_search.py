@@ -104,8 +104,8 @@ def test_run_name_conflicts_and_resume_checks(results_dir):
     assert len(again.trials) == 1
 
 
-@pytest.mark.slow
-def test_sigkill_after_two_trials_then_resume_keeps_them(tmp_path):
+def _search_until(tmp_path, trials: int) -> tuple[subprocess.Popen, list[str], dict[str, str], Path]:
+    """Start `automnist search` in a subprocess and return once ``trials`` trials are committed."""
     spec_file = tmp_path / "kill.yaml"
     spec_file.write_text(
         "name: kill\nmodel: cnn\ndata: {dataset: digits, subset: 300}\n"
@@ -117,7 +117,8 @@ def test_sigkill_after_two_trials_then_resume_keeps_them(tmp_path):
     cmd = [sys.executable, "-m", "automnist", "search", str(spec_file), "--run-name", "k", "--results", str(results),
            "--quiet", "--no-report"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(tmp_path / "stderr.txt", "w") as err:  # a file, not a pipe: a full pipe would stall the search
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
     db = results / "automnist.db"
     deadline = time.time() + 240
     n = 0
@@ -128,10 +129,30 @@ def test_sigkill_after_two_trials_then_resume_keeps_them(tmp_path):
                     n = con.execute("select count(*) from trials").fetchone()[0]
             except sqlite3.OperationalError:
                 n = 0
-        if n >= 2:
+        if n >= trials:
             break
         time.sleep(0.2)
-    assert proc.poll() is None, "the search ended before it could be killed"
+    assert proc.poll() is None, "the search ended before it could be stopped"
+    return proc, cmd, env, results
+
+
+@pytest.mark.slow
+def test_sigterm_marks_the_run_interrupted_and_keeps_finished_trials(tmp_path):
+    proc, _, _, results = _search_until(tmp_path, 1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130
+    err = (tmp_path / "stderr.txt").read_text()
+    assert "automnist: interrupted; finished trials are in the store (continue with --resume)" in err
+    with Store.at(results) as store:
+        run = store.get_run("k")
+        trials = store.get_trials("k")
+    assert run["status"] == "interrupted" and run["ended_at"] is not None
+    assert len(trials) >= 1 and all(t.status == "ok" for t in trials)
+
+
+@pytest.mark.slow
+def test_sigkill_after_two_trials_then_resume_keeps_them(tmp_path):
+    proc, cmd, env, results = _search_until(tmp_path, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with Store.at(results) as store:
