@@ -541,10 +541,18 @@ def _sweep_section(view: _RunView, sid: str, level: int) -> _Section:
     repeats = int(search.get("repeats") or 1)
     cv = search.get("cv")
     runs = f"{repeats} seed{'s' if repeats > 1 else ''} per value" + (f", {cv}-fold CV each" if cv else "")
-    if search.get("chain"):
+    alpha = search.get("chain_alpha")
+    if search.get("chain") and alpha:
+        how = (f"Chained with chain_alpha = {alpha:g}: a hyperparameter's best value (best mean {view.objective}) "
+               f"replaced its baseline value before the next hyperparameter was swept only when Welch's t-test "
+               f"against the baseline value's runs gave p < {alpha:g} (column \u201cp vs baseline\u201d); otherwise "
+               "the baseline value stayed (\u201ccarried\u201d False). Rows marked \u201cbaseline changed\u201d "
+               "were swept around earlier winners.")
+    elif search.get("chain"):
         how = ("Chained (search.chain: true): each hyperparameter's winner, the value with the best mean "
                f"{view.objective}, was carried into the baseline before the next hyperparameter was swept, "
-               "as seed 004 does by hand. Rows marked \u201cbaseline changed\u201d were swept around earlier winners.")
+               "as seed 004 does by hand, however small its margin (search.chain_alpha carries only significant "
+               "winners). Rows marked \u201cbaseline changed\u201d were swept around earlier winners.")
     else:
         how = ("Not chained: every hyperparameter was swept around the same initial baseline "
                "(set search.chain: true to carry each winner into the next baseline).")
@@ -553,8 +561,8 @@ def _sweep_section(view: _RunView, sid: str, level: int) -> _Section:
     shown = table.rename(columns={
         "param": "hyperparameter", "n_values": "values", "best_mean": f"best mean {view.objective}",
         "runner_up": "runner-up", "runner_up_mean": "runner-up mean", "p_value": "p-value",
-        "baseline_mean": "baseline mean", "baseline_changed": "baseline changed",
-    }).drop(columns=["step", "objective", "carried"])
+        "baseline_mean": "baseline mean", "p_vs_baseline": "p vs baseline", "baseline_changed": "baseline changed",
+    }).drop(columns=["step", "objective"] + ([] if search.get("chain") else ["carried"]))
     section.blocks.append(_table(shown, "Best value per hyperparameter", note=(
         f"margin: how much the best value beats the runner-up in {view.objective} (positive is better). "
         "p-value: Welch's t-test of the best value against the runner-up over their repeats (with one run per "

@@ -412,6 +412,7 @@ class SearchConfig:
     n_iter: int | None = None  # sklearn-random; defaults to max_trials
     repeats: int = 1  # sweep: seeds per value
     chain: bool = False  # sweep: carry each winner into the baseline
+    chain_alpha: float | None = None  # sweep + chain: carry a winner only if Welch p < alpha vs the baseline value
 
 
 @dataclass(frozen=True)
@@ -498,7 +499,8 @@ class SearchSpec:
             "description": self.description,
             "data": data,
             "params": {p.name: p.to_config() for p in self.params},
-            "search": dataclasses.asdict(self.search),
+            "search": {k: v for k, v in dataclasses.asdict(self.search).items()
+                       if k != "chain_alpha" or v is not None},  # unset: other specs keep their hash
             "objective": dataclasses.asdict(self.objective),
         }
         if self.denoise is not None:  # only when set, so other specs keep their hash
@@ -746,6 +748,16 @@ def _parse_search(raw: Any, source: str) -> SearchConfig:
     for key in ("chain",):
         if key in kw and not isinstance(kw[key], bool):
             raise SpecError(source, f"search.{key}", f"must be true or false, got {kw[key]!r}")
+    alpha = kw.get("chain_alpha")
+    if alpha is not None:
+        if not _is_num(alpha) or not 0.0 < alpha < 1.0:
+            raise SpecError(source, "search.chain_alpha", f"must be null or a significance level in (0, 1), got {alpha!r}")
+        if not kw.get("chain"):
+            raise SpecError(source, "search.chain_alpha", "only applies to chained sweeps: set search.chain: true")
+        if kw.get("repeats", 1) < 2:
+            raise SpecError(source, "search.chain_alpha",
+                            f"a t-test against the baseline needs search.repeats >= 2, got {kw.get('repeats', 1)!r}")
+        kw["chain_alpha"] = float(alpha)
     return SearchConfig(**kw)
 
 

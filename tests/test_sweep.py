@@ -225,3 +225,41 @@ def test_values_without_an_ok_run_keep_their_place_in_the_figure():
     assert [(t.get_text(), t.get_position()[0]) for t in conv.texts] == [("failed", 2)]
     assert [round(b.get_height(), 3) for b in conv.patches] == [0.91, 0.81]
     assert [(t.get_text(), t.get_position()[0]) for t in units.texts] == [("not trained", 1)]
+
+
+def test_chain_alpha_carries_only_winners_that_beat_the_baseline_significantly():
+    spec = _spec({"units": {"choice": [16, 32]}, "activation": {"choice": ["relu", "leaky_relu"]}},
+                 repeats=3, chain=True, chain_alpha=0.05)
+    base = {"units": 16, "activation": "relu"}
+    rows = [(f"baseline#r{r}", base, v) for r, v in enumerate((0.80, 0.81, 0.82))]
+    # units=32 is better on average, but not significantly: the baseline keeps 16 units
+    rows += [(f"units=32#r{r}", {**base, "units": 32}, v) for r, v in enumerate((0.81, 0.82, 0.83))]
+    # so leaky_relu is trained with 16 units; it is clearly better and is carried
+    rows += [(f"activation=leaky_relu#r{r}", {**base, "activation": "leaky_relu"}, v)
+             for r, v in enumerate((0.90, 0.91, 0.92))]
+    table = sweep_table(_frame(rows, ["units", "activation"]), spec).set_index("param")
+    units, act = table.loc["units"], table.loc["activation"]
+    assert units["best"] == "32" and not units["carried"]
+    assert units["p_vs_baseline"] == pytest.approx(
+        stats.ttest_ind([0.81, 0.82, 0.83], [0.80, 0.81, 0.82], equal_var=False).pvalue) and units["p_vs_baseline"] > 0.05
+    assert act["baseline"] == "relu" and not act["baseline_changed"] and act["n_values"] == 2
+    assert act["best"] == "leaky_relu" and act["carried"] and act["p_vs_baseline"] < 0.05
+    assert act["best_mean"] == pytest.approx(0.91)
+    # the strict chain would have swept activation around 32 units: those trials are not in this frame
+    strict = sweep_values(_frame(rows, ["units", "activation"]), _spec(
+        {"units": {"choice": [16, 32]}, "activation": {"choice": ["relu", "leaky_relu"]}}, repeats=3, chain=True))
+    assert strict.set_index(["param", "value"]).loc[("activation", "leaky_relu"), "note"] == "not trained (budget)"
+
+
+def test_chain_alpha_is_validated():
+    ok = _spec({"units": {"choice": [16, 32]}}, repeats=2, chain=True, chain_alpha=0.1)
+    assert ok.search.chain_alpha == 0.1 and parse_spec(ok.to_dict()) == ok
+    assert "chain_alpha" not in _spec({"units": {"choice": [16, 32]}}).to_dict()["search"]  # old specs keep their hash
+    cases = [({"chain": True, "repeats": 2, "chain_alpha": 1.5}, "must be null or a significance level in (0, 1), got 1.5"),
+             ({"repeats": 2, "chain_alpha": 0.05}, "only applies to chained sweeps: set search.chain: true"),
+             ({"chain": True, "chain_alpha": 0.05}, "a t-test against the baseline needs search.repeats >= 2, got 1")]
+    for search, message in cases:
+        with pytest.raises(SpecError) as info:
+            parse_spec({"name": "s", "params": {"units": {"choice": [16, 32]}},
+                        "search": {"strategy": "sweep", **search}}, source="s.yaml")
+        assert str(info.value) == f"s.yaml: search.chain_alpha: {message}"

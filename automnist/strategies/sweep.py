@@ -164,6 +164,35 @@ def _best(values: list[tuple[Any, list[float]]], direction: str) -> Any:
     return best
 
 
+def _welch_p(a: list[float], b: list[float]) -> float | None:
+    """Welch's t-test p-value of two samples (None: fewer than two runs in one of them)."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if max(a) == min(a) and max(b) == min(b):  # no spread: equal means or certainly different
+        return 1.0 if round(a[0], _DECIMALS) == round(b[0], _DECIMALS) else 0.0
+    with warnings.catch_warnings():  # repeats equal up to float noise: scipy warns, the test is fine
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def _carry(step: _Step, scored: list[tuple[Any, list[float]]], spec: SearchSpec) -> Any:
+    """The value the step hands on: the best mean (:func:`_best`); with ``search.chain_alpha``
+    only when Welch's t-test against the baseline value's runs gives p < chain_alpha,
+    otherwise the baseline value stays."""
+    best = _best(scored, spec.objective.direction)
+    alpha = spec.search.chain_alpha
+    if best is None or alpha is None or _same(best, step.baseline_value):
+        return best
+    runs = {_label(v): scores for v, scores in scored}
+    baseline_runs = runs.get(_label(step.baseline_value), [])
+    if not baseline_runs:  # the baseline value failed: any working value beats it
+        return best
+    p = _welch_p(runs[_label(best)], baseline_runs)
+    return best if p is not None and p < alpha else step.baseline_value
+
+
 # =========================================================================== strategy
 
 
@@ -218,7 +247,7 @@ def run(ctx: Any) -> None:
             records = train(f"{step.param}={value_label(value)}", cfg)
             scores = [r.objective(name) for r in records if r.status == "ok"]
             scored.append((value, [s for s in scores if s is not None and not math.isnan(s)]))
-        return _best(scored, spec.objective.direction)
+        return _carry(step, scored, spec)
 
     initial = _config(spec, {p.name: _plain(param_default(p)) for p in spec.tunable})
     try:
@@ -264,9 +293,12 @@ def _label(v: Any) -> str:
     return value_label(v)
 
 
-def _assignments(trials: pd.DataFrame, spec: SearchSpec) -> tuple[list[_Step], dict[tuple[int, str], list[int]]]:
-    """Replay the walk on stored results: the steps and, per (step, value label), the row
-    positions of ``trials`` holding that configuration."""
+def _assignments(
+    trials: pd.DataFrame, spec: SearchSpec
+) -> tuple[list[_Step], dict[tuple[int, str], list[int]], dict[int, Any]]:
+    """Replay the walk on stored results: the steps, per (step, value label) the row
+    positions of ``trials`` holding that configuration, and per step the value it handed
+    on (:func:`_carry`)."""
     if "run" in trials and trials["run"].nunique() > 1:
         raise ValueError(f"trials: pass the trials of one sweep run, got runs {sorted(trials['run'].unique())}")
     names = [p.name for p in spec.tunable]
@@ -286,9 +318,11 @@ def _assignments(trials: pd.DataFrame, spec: SearchSpec) -> tuple[list[_Step], d
             rows = rows_by_key.get(key, [])
             members[(step.index, _label(value))] = rows
             scored.append((value, [scores[i] for i in rows if scores[i] is not None]))
-        return _best(scored, spec.objective.direction)
+        handed[step.index] = _carry(step, scored, spec)
+        return handed[step.index]
 
-    return _walk(spec, choose), members
+    handed: dict[int, Any] = {}
+    return _walk(spec, choose), members, handed
 
 
 def _objective_scores(trials: pd.DataFrame, spec: SearchSpec) -> list[float | None]:
@@ -323,7 +357,7 @@ def sweep_values(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> 
     import pandas as pd
 
     spec = sweep_spec(spec)
-    steps, members = _assignments(trials, spec)
+    steps, members, _ = _assignments(trials, spec)
     scores = _objective_scores(trials, spec)
     test = trials["test_accuracy"].to_numpy(dtype=float) if "test_accuracy" in trials else np.full(len(trials), np.nan)
     ids = trials["trial_id"].astype(str).tolist()
@@ -379,9 +413,11 @@ def sweep_table(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> p
         ``step, param, objective, n_values, best, best_mean, runner_up, runner_up_mean,
         margin`` (how much the best beats the runner-up, positive = better, in objective
         units), ``p_value, test, n`` (runs or folds per value behind the p-value),
-        ``baseline, baseline_mean, baseline_changed`` (an earlier winner had been carried
-        into the baseline), ``carried`` (this winner goes into the next baseline:
-        ``chain: true``), ``note``.
+        ``baseline, baseline_mean, p_vs_baseline`` (Welch's t-test of the best value against
+        the baseline value, the test ``search.chain_alpha`` uses; NaN when the baseline is
+        best), ``baseline_changed`` (an earlier winner had been carried into the baseline),
+        ``carried`` (this best value became the next baseline: ``chain: true``, and with
+        ``chain_alpha`` only when ``p_vs_baseline < chain_alpha``), ``note``.
     """
     import numpy as np
     import pandas as pd
@@ -389,7 +425,7 @@ def sweep_table(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> p
 
     spec = sweep_spec(spec)
     values = sweep_values(trials, spec)
-    steps, members = _assignments(trials, spec)
+    steps, members, handed = _assignments(trials, spec)
     scores = _objective_scores(trials, spec)
     obj = spec.objective.name
     std_col = f"{obj}_std"
@@ -398,7 +434,7 @@ def sweep_table(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> p
     for step in steps:
         group = values[values["step"] == step.index]
         base = {"step": step.index, "param": step.param, "objective": obj, "baseline_changed": step.baseline_changed,
-                "carried": bool(spec.search.chain)}
+                "carried": False, "p_vs_baseline": np.nan}
         if step.skipped:
             out.append({**base, "n_values": 0, "best": None, "best_mean": np.nan, "runner_up": None,
                         "runner_up_mean": np.nan, "margin": np.nan, "p_value": np.nan, "test": "", "n": 0,
@@ -417,6 +453,12 @@ def sweep_table(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> p
             continue
         best = ranked.iloc[0]
         row.update(best=best["value"], best_mean=best["mean"], n=int(best["n"]))
+        # chain: the best value becomes the next baseline (with chain_alpha only when it beats the baseline value)
+        row["carried"] = bool(spec.search.chain) and _label(handed.get(step.index)) == best["value"]
+        if best["value"] != baseline_row["value"]:
+            p_base = _welch_p([scores[i] for i in members[(step.index, best["value"])] if scores[i] is not None],
+                              [scores[i] for i in members[(step.index, baseline_row["value"])] if scores[i] is not None])
+            row["p_vs_baseline"] = np.nan if p_base is None else p_base
         if len(ranked) < 2:
             row["note"] = "fewer than two values trained successfully"
             out.append(row)
@@ -430,9 +472,7 @@ def sweep_table(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> p
             if np.ptp(a) == 0 and np.ptp(b) == 0:
                 row["note"] = "no spread in either value's runs: no t-test"
             else:
-                with warnings.catch_warnings():  # repeats equal up to float noise: scipy warns, the test is fine
-                    warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
-                    row["p_value"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+                row["p_value"] = _welch_p(a, b)
                 row["test"] = f"Welch t-test over {len(a)} vs {len(b)} runs"
         else:
             fold_stats = _fold_stats(trials, members[(step.index, best["value"])], members[(step.index, second["value"])],
@@ -449,7 +489,8 @@ def sweep_table(trials: pd.DataFrame, spec: SearchSpec | Mapping[str, Any]) -> p
                     row["n"] = int(k1)
         out.append(row)
     columns = ["step", "param", "objective", "n_values", "best", "best_mean", "runner_up", "runner_up_mean", "margin",
-               "p_value", "test", "n", "baseline", "baseline_mean", "baseline_changed", "carried", "note"]
+               "p_value", "test", "n", "baseline", "baseline_mean", "p_vs_baseline", "baseline_changed", "carried",
+               "note"]
     return pd.DataFrame(out, columns=columns)
 
 
