@@ -14,7 +14,10 @@ optionally with ``search.cv`` folds.
   ``params`` is the complete configuration, which is how :func:`sweep_table` tells which
   hyperparameter a trial varies.
 * ``search.chain: true`` carries each hyperparameter's winner (best mean objective over its
-  repeats) into the baseline before the next one is swept, as seed 004 does by hand.
+  repeats; means equal to 7 decimals tie, and ties go to the first value in sweep order)
+  into the baseline before the next one is swept, as seed 004 does by hand.  With
+  ``search.chain_alpha`` the winner is carried only when Welch's t-test against the
+  baseline value's repeats gives p < chain_alpha; otherwise the baseline value stays.
 * A conditional hyperparameter (``when:``) is swept only when its condition holds in the
   baseline at its turn.
 * ``search.max_trials`` is a budget on trial records (repeats count one each) and
