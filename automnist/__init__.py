@@ -30,7 +30,7 @@ _LAZY = {
     "TrialRecord": "automnist.records",
     "run_trial": "automnist.runner",
     "run_search": "automnist.search",
-    "SearchResult": "automnist.search",
+    "SearchResult": "automnist.runs",
     # data and results
     "load_dataset": "automnist.data",
     "available_datasets": "automnist.data",
@@ -42,10 +42,10 @@ _LAZY = {
     "KerasCNNClassifier": "automnist.estimator",
     "AutoCNNClassifier": "automnist.estimator",
     "cross_validate_spec": "automnist.estimator",
-    "DenoisingAutoencoder": "automnist.denoise",
+    "DenoisingAutoencoder": "automnist.autoencoder",
     # experiments
-    "lr_find": "automnist.lr_find",
-    "compare_denoising": "automnist.denoise",
+    "lr_find": "automnist.experiments.lr_find",
+    "compare_denoising": "automnist.experiments.denoise",
     "sweep_table": "automnist.strategies.sweep",
     "Dataset": "automnist.data",
     "register_dataset": "automnist.data",

@@ -378,7 +378,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_lr_find(args: argparse.Namespace) -> int:
     import math
 
-    from automnist.lr_find import lr_find, write_spec
+    from automnist.experiments.lr_find import lr_find, write_spec
     from automnist.spec import load_spec
 
     _quiet_tensorflow()
@@ -403,7 +403,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare_denoising(args: argparse.Namespace) -> int:
-    from automnist.denoise import compare_denoising
+    from automnist.experiments.denoise import compare_denoising
     from automnist.spec import load_spec
 
     _quiet_tensorflow()

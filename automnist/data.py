@@ -480,7 +480,7 @@ def _encode_labels(*parts: np.ndarray) -> tuple[list[np.ndarray], tuple[str, ...
     return [np.searchsorted(classes, p).astype(np.int64) for p in flat], tuple(str(c) for c in classes)
 
 
-def _split_indices(
+def stratified_split(
     y: np.ndarray, seed: int, *, train_size: int | None = None, test_size: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Seeded (train, rest) index arrays, stratified by ``y`` when every class allows it."""
@@ -523,7 +523,7 @@ def _build(
     if x_test is None:
         if len(xs[0]) < 2:
             raise DataError(f"{source}: need at least 2 images to split into train and test, got {len(xs[0])}")
-        train, test, stratified = _split_indices(labels[0], seed, test_size=test_split)
+        train, test, stratified = stratified_split(labels[0], seed, test_size=test_split)
         how = "stratified" if stratified else "random (too few images per class to stratify)"
         source += (
             f"; {len(labels[0])} images split {how} into {len(train)} train / {len(test)} test "
@@ -543,7 +543,7 @@ def _apply_subset(ds: Dataset, subset: int, seed: int) -> Dataset:
     notes = []
     x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     if subset < len(y_train):
-        keep, _, stratified = _split_indices(y_train, seed, train_size=subset)
+        keep, _, stratified = stratified_split(y_train, seed, train_size=subset)
         x_train, y_train = x_train[keep], y_train[keep]
         how = "stratified" if stratified else "random"
         notes.append(f"{how} subset of {subset} of {len(ds.y_train)} training images")
@@ -551,14 +551,14 @@ def _apply_subset(ds: Dataset, subset: int, seed: int) -> Dataset:
         notes.append(f"subset={subset} >= {len(y_train)} training images: all used")
     cap = max(subset // 4, 10 * ds.n_classes)
     if cap < len(y_test):
-        keep, _, stratified = _split_indices(y_test, seed, train_size=cap)
+        keep, _, stratified = stratified_split(y_test, seed, train_size=cap)
         x_test, y_test = x_test[keep], y_test[keep]
         notes.append(f"{'stratified' if stratified else 'random'} {cap} of {len(ds.y_test)} test images")
     source = f"{ds.source}; {', '.join(notes)} (seed={seed})"
     return Dataset(ds.name, x_train, y_train, x_test, y_test, ds.class_names, source)
 
 
-def _apply_noise(ds: Dataset, noise: Any) -> Dataset:
+def apply_noise(ds: Dataset, noise: Any) -> Dataset:
     """Apply a NoiseSpec-like object (kind, std, amount, on, seed) to the chosen parts."""
     kind = getattr(noise, "kind", "gaussian")
     std, amount = float(getattr(noise, "std", 0.5)), float(getattr(noise, "amount", 0.1))
@@ -932,7 +932,7 @@ def load_dataset(
                                  x_test=resize_images(ds.x_test, image_size),
                                  source=f"{ds.source}; resized from {h}x{w} to {image_size[0]}x{image_size[1]}")
     if noise is not None:
-        ds = _apply_noise(ds, noise)
+        ds = apply_noise(ds, noise)
     return ds
 
 

@@ -38,3 +38,7 @@ class InfeasibleConfig(AutomnistError):
 
 class StoreError(AutomnistError):
     """The results store cannot do what was asked (unknown run, name taken, ...)."""
+
+
+class Diverged(AutomnistError):
+    """Training diverged (a loss became NaN or infinite): the trial is ``failed``."""

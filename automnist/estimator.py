@@ -983,9 +983,9 @@ def cross_validate_spec(
     """
     from automnist.builders import resolve_learning_rate
     from automnist.errors import StoreError
-    from automnist.lr_find import resolve_learning_rates, uses_lr_find
+    from automnist.experiments.lr_find import resolve_learning_rates, uses_lr_find
     from automnist.runner import TrialData, run_trial
-    from automnist.search import SearchResult, create_spec_run, prepare_data, run_dir
+    from automnist.runs import SearchResult, create_spec_run, prepare_data, run_dir
     from automnist.spec import load_spec
     from automnist.store import Store
 

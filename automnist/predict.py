@@ -40,7 +40,7 @@ INVERT_CHOICES = ("auto", "yes", "no")
 
 
 def _run_model_path(run: str, results_dir: str | Path) -> Path:
-    from automnist.search import run_dir
+    from automnist.runs import run_dir
     from automnist.store import Store
 
     with Store.at(results_dir) as store:

@@ -1,13 +1,29 @@
-"""Plain value types passed between stages (runner -> store -> aggregate)."""
+"""Plain value types passed between stages (runner -> store -> aggregate), and the one
+rule for which trial is best.
+
+Every place that ranks trials (the search's running best, the estimators' ``best_params_``,
+the CLI leaderboard, sweeps, the report's leaderboard) goes through :func:`score_key` /
+:func:`best_trial`, and every place that needs an objective's direction through
+:func:`objective_direction`.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrialRecord", "TRIAL_STATUSES"]
+import numpy as np
+
+__all__ = ["TrialRecord", "TRIAL_STATUSES", "DIRECTIONS", "SCORE_DECIMALS", "objective_direction", "score_key",
+           "is_better", "best_trial", "ranked_trials", "plain_value"]
 
 TRIAL_STATUSES = ("ok", "failed", "infeasible")
+DIRECTIONS = ("max", "min")
+#: Scores are compared at this many decimals: metrics are float32, so two values from the
+#: same number of correct answers can differ by ~1e-8 after averaging, and that is a tie.
+SCORE_DECIMALS = 7
 
 
 @dataclass
@@ -54,3 +70,67 @@ class TrialRecord:
         """The value of metric ``name``, or None when the trial has none."""
         value = self.metrics.get(name)
         return None if value is None else float(value)
+
+
+def objective_direction(name: str, direction: str | None = None) -> str:
+    """``direction`` when given, else ``"min"`` for a loss and ``"max"`` for anything else.
+
+    Raises
+    ------
+    ValueError
+        When ``direction`` is given and is neither ``"max"`` nor ``"min"``.
+    """
+    if direction is None:
+        return "min" if str(name).endswith("loss") else "max"
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction: must be 'max' or 'min', got {direction!r}")
+    return direction
+
+
+def score_key(value: Any, direction: str) -> float | None:
+    """``value`` as a higher-is-better number rounded to :data:`SCORE_DECIMALS`, or None
+    when there is no finite value (a missing score is never better than any other)."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(value):
+        return None
+    return round(value if objective_direction("", direction) == "max" else -value, SCORE_DECIMALS)
+
+
+def is_better(a: Any, b: Any, direction: str) -> bool:
+    """Whether objective value ``a`` strictly beats ``b`` (ties, float noise included, do not)."""
+    ka, kb = score_key(a, direction), score_key(b, direction)
+    return ka is not None and (kb is None or ka > kb)
+
+
+def _trial_score(record: TrialRecord, objective: str, direction: str) -> float | None:
+    return score_key(record.objective(objective), direction) if record.status == "ok" else None
+
+
+def ranked_trials(records: Iterable[TrialRecord], objective: str, direction: str) -> list[TrialRecord]:
+    """The ok trials with a finite ``objective``, best first; ties keep their given order."""
+    scored = [(k, i, r) for i, r in enumerate(records) if (k := _trial_score(r, objective, direction)) is not None]
+    return [r for _, _, r in sorted(scored, key=lambda t: (-t[0], t[1]))]
+
+
+def best_trial(records: Iterable[TrialRecord], objective: str, direction: str) -> TrialRecord | None:
+    """The best ok trial by ``objective`` (the first of tied ones), or None."""
+    ranked = ranked_trials(records, objective, direction)
+    return ranked[0] if ranked else None
+
+
+def plain_value(v: Any) -> Any:
+    """numpy scalars and arrays, tuples and mappings -> plain Python values (as in a YAML spec)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [plain_value(x) for x in v]
+    if isinstance(v, Mapping):
+        return {str(k): plain_value(x) for k, x in v.items()}
+    return v

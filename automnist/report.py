@@ -100,7 +100,7 @@ def _objective_of(info: dict[str, Any]) -> tuple[str, str]:
 def _kind_of(info: dict[str, Any]) -> str:
     """Which report a run gets: ``sweep`` (one-factor sweeps), ``lr_find`` (range tests),
     ``denoise`` (clean / noisy / denoised comparison) or ``search`` (everything else)."""
-    from automnist.denoise import COMPARE_STRATEGY
+    from automnist.experiments.denoise import COMPARE_STRATEGY
 
     strategy = str(info.get("strategy") or "")
     if info.get("kind") == "lr_find" or strategy == "lr_find":
@@ -131,7 +131,7 @@ def _select(frame: pd.DataFrame, run: str) -> pd.DataFrame:
 
 def _load_predictions(results_dir: Path, run: str) -> tuple[dict[str, np.ndarray] | None, str]:
     """Read ``<results_dir>/<run>/predictions.npz``; (None, reason) when absent or unreadable."""
-    from automnist.search import run_dir
+    from automnist.runs import run_dir
 
     candidates = [run_dir(results_dir, run) / "predictions.npz"]
     path = next((p for p in candidates if p.is_file()), None)
@@ -222,12 +222,12 @@ def _kind_tables(view: _RunView, store: Store) -> None:
             view.tables["sweep"] = sweep_table(view.trials, config)
             view.tables["sweep_values"] = sweep_values(view.trials, config)
         elif view.kind == "lr_find":
-            from automnist.lr_find import lr_find_curves
+            from automnist.experiments.lr_find import lr_find_curves
 
             view.tables["lr_curves"] = lr_find_curves(view.history, view.trials)
             view.tables["lr_suggestions"] = _lr_suggestions(view.trials)
         elif view.kind == "denoise":
-            from automnist.denoise import denoising_table
+            from automnist.experiments.denoise import denoising_table
 
             view.tables["denoise"] = denoising_table(view.trials)
     except (AutomnistError, KeyError, ValueError, TypeError) as exc:
@@ -267,7 +267,7 @@ def _lr_used(note: dict[str, Any]) -> pd.DataFrame:
 
 def _lr_used_curves(store: Store, runs: dict[str, str]) -> pd.DataFrame:
     """The range-test curves behind a ``from_lr_find`` run (the runs that still exist)."""
-    from automnist.lr_find import lr_find_curves
+    from automnist.experiments.lr_find import lr_find_curves
 
     names = [r for r in dict.fromkeys(runs.values()) if store.get_run(r) is not None]
     if not names:
@@ -590,7 +590,7 @@ def _sweep_section(view: _RunView, sid: str, level: int) -> _Section:
 
 
 def _lr_find_section(view: _RunView, sid: str, level: int) -> _Section:
-    from automnist.lr_find import RULE, plot_lr_find
+    from automnist.experiments.lr_find import RULE, plot_lr_find
 
     section = _Section(sid, "Learning-rate range test", level)
     if "lr_curves" not in view.tables:
@@ -615,7 +615,7 @@ def _lr_find_section(view: _RunView, sid: str, level: int) -> _Section:
 
 
 def _lr_used_section(view: _RunView, sid: str, level: int) -> _Section:
-    from automnist.lr_find import plot_lr_find
+    from automnist.experiments.lr_find import plot_lr_find
 
     section = _Section(sid, "Learning rates from the range test", level)
     section.blocks.append(_table(view.tables["lr_used"], "learning_rate: from_lr_find resolved to",
@@ -765,7 +765,7 @@ def _render(desc: _Description, sections: list[_Section]) -> str:
 
 
 def _safe_name(run: str) -> str:
-    from automnist.search import run_dir
+    from automnist.runs import run_dir
 
     return run_dir(".", run).name
 

@@ -21,49 +21,11 @@ import numpy as np
 
 from automnist.errors import StoreError
 from automnist.records import TrialRecord
+from automnist.artifacts import save_best_model
+from automnist.runs import SearchResult, create_spec_run, default_run_name, prepare_data, run_dir
 from automnist.spec import SearchSpec
 
-__all__ = ["SearchContext", "SearchResult", "run_search", "create_spec_run", "library_versions", "default_run_name", "run_dir"]
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries a result depends on."""
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for dist in ("automnist", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikit-learn",
-                 "scikeras", "numpy", "pandas"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def default_run_name(spec: SearchSpec) -> str:
-    return f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def run_dir(results_dir: str | Path, run: str) -> Path:
-    """Where a run's files (best model, predictions, report, tuner state) live."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run).strip(".") or "run"
-    return Path(results_dir) / safe
-
-
-@dataclass
-class SearchResult:
-    """What a finished search returns."""
-
-    run: str
-    spec: SearchSpec
-    trials: list[TrialRecord]
-    best: TrialRecord | None
-    run_dir: Path
-    duration_s: float
-
-    @property
-    def n_ok(self) -> int:
-        return sum(t.status == "ok" for t in self.trials)
+__all__ = ["SearchContext", "run_search"]
 
 
 @dataclass
@@ -170,93 +132,6 @@ class SearchContext:
             save_best_model(model, self.dataset, self.run_dir, record.trial_id)
 
 
-def save_best_model(model: Any, dataset: Any, directory: Path, trial_id: str) -> None:
-    """Write ``best.keras`` and ``predictions.npz`` (see the report) for ``model``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / "best.keras.tmp.keras")
-    (directory / "best.keras.tmp.keras").replace(directory / "best.keras")
-    if dataset is None or dataset.x_test is None or not len(dataset.x_test):
-        return
-    prob = np.asarray(model.predict(dataset.x_test, batch_size=512, verbose=0), dtype=np.float32)
-    pred = prob.argmax(axis=1)
-    wrong = np.flatnonzero(pred != dataset.y_test)[:64]
-    rng = np.random.default_rng(0)
-    sample = rng.choice(len(dataset.x_train), size=min(32, len(dataset.x_train)), replace=False)
-    tmp = directory / "predictions.tmp.npz"
-    np.savez_compressed(
-        tmp,
-        y_true=np.asarray(dataset.y_test),
-        y_prob=prob,
-        class_names=np.asarray(dataset.class_names, dtype=str),
-        mis_images=dataset.x_test[wrong],
-        mis_true=np.asarray(dataset.y_test)[wrong],
-        mis_pred=pred[wrong],
-        sample_images=dataset.x_train[sample],
-        sample_labels=np.asarray(dataset.y_train)[sample],
-        trial_id=np.asarray(str(trial_id)),
-    )
-    tmp.replace(directory / "predictions.npz")
-
-
-def prepare_data(spec: SearchSpec, data_dir: str | None = None) -> Any:
-    """Load the spec's data set once per search (subset and noise applied).
-
-    With ``denoise:`` in the spec, a denoising autoencoder is trained here (noisy -> clean
-    training images, :func:`automnist.denoise.denoise_dataset`) and the returned images
-    are its output.
-    """
-    import dataclasses
-
-    from automnist.data import add_noise, load_dataset
-
-    d = spec.data
-    ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir, subset=d.subset, seed=d.split_seed,
-                      test_split=d.test_split, image_size=d.image_size)
-    if d.noise is not None:
-        n = d.noise
-        changes = {}
-        if "train" in n.on:
-            changes["x_train"] = add_noise(ds.x_train, kind=n.kind, std=n.std, amount=n.amount, seed=n.seed)
-        if "test" in n.on:
-            changes["x_test"] = add_noise(ds.x_test, kind=n.kind, std=n.std, amount=n.amount, seed=n.seed + 1)
-        clean_train = ds.x_train
-        ds = dataclasses.replace(ds, source=f"{ds.source}; {n.kind} noise on {'+'.join(n.on)}", **changes)
-        if spec.denoise is not None:
-            from automnist.denoise import denoise_dataset
-
-            ds, _ = denoise_dataset(ds, clean_train, spec.denoise, n, seed=spec.search.seed)
-    return ds
-
-
-def create_spec_run(
-    store: Any,
-    name: str,
-    spec: SearchSpec,
-    *,
-    kind: str = "search",
-    strategy: str | None = None,
-    seed: int | None = None,
-    extra_config: Mapping[str, Any] | None = None,
-) -> int:
-    """Record a new run made from ``spec``: its text, hash, data set, seed and library versions.
-
-    ``strategy`` and ``seed`` default to the spec's; ``extra_config`` is merged into the
-    stored config (e.g. the settings of a range test).
-    """
-    return store.create_run(
-        name,
-        kind=kind,
-        spec_name=spec.name,
-        spec_text=_spec_text(spec),
-        spec_hash=spec.hash,
-        strategy=spec.search.strategy if strategy is None else strategy,
-        dataset=spec.data.dataset,
-        seed=spec.search.seed if seed is None else int(seed),
-        config={**spec.to_dict(), **(extra_config or {})},
-        versions=library_versions(),
-    )
-
-
 def run_search(
     spec: SearchSpec,
     *,
@@ -318,7 +193,7 @@ def run_search(
     elif existing is not None:
         raise StoreError(f"a run named {name!r} already exists; pass --resume to continue it or choose another --run-name")
     run_spec, lr_note = spec, {}
-    from automnist.lr_find import resolve_learning_rates, uses_lr_find
+    from automnist.experiments.lr_find import resolve_learning_rates, uses_lr_find
 
     if uses_lr_find(spec):
         # learning_rate: from_lr_find -> reuse the newest range test of this spec, or run one
@@ -392,14 +267,3 @@ def _refit_best(ctx: SearchContext) -> None:
         epochs=best.epochs or ctx.spec.search.epochs, validation_split=ctx.spec.data.validation_split,
         cv=None, seed=best.seed, split_seed=ctx.spec.search.seed, on_model=save,
     )
-
-
-def _spec_text(spec: SearchSpec) -> str:
-    try:
-        text = Path(spec.source).read_text(encoding="utf-8")
-    except OSError:
-        text = ""
-    effective = json.dumps(spec.to_dict(), indent=2, default=str)
-    if not text:
-        return effective
-    return f"{text.rstrip()}\n\n# effective spec after command-line overrides:\n# " + effective.replace("\n", "\n# ")

@@ -21,7 +21,7 @@ import numpy as np
 
 from automnist.records import TrialRecord
 from automnist.report import write_report
-from automnist.search import run_dir
+from automnist.runs import run_dir
 from automnist.store import Store
 
 SPEC = """\

@@ -7,7 +7,8 @@ import pytest
 from sklearn.base import clone
 
 from automnist.data import add_noise
-from automnist.denoise import CONDITIONS, DenoisingAutoencoder, compare_denoising, denoising_table
+from automnist.autoencoder import DenoisingAutoencoder
+from automnist.experiments.denoise import CONDITIONS, compare_denoising, denoising_table
 from automnist.errors import AutomnistError, SpecError
 from automnist.spec import DenoiseSpec, load_spec, parse_spec
 
@@ -92,7 +93,8 @@ def test_pipeline_before_the_keras_classifier(digits_arrays):
 
 @pytest.mark.slow
 def test_search_denoises_once_before_training(results_dir):
-    from automnist.search import prepare_data, run_search
+    from automnist.runs import prepare_data
+    from automnist.search import run_search
 
     spec = _spec(denoise={"epochs": 5, "filters": [8]})
     ds = prepare_data(spec)

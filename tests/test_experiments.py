@@ -116,7 +116,7 @@ def test_every_spec_runs_on_digits(path, tmp_path, capsys):
 
 def test_image_size_resizes_at_load_and_is_validated(tmp_path):
     from automnist.errors import SpecError
-    from automnist.search import prepare_data
+    from automnist.runs import prepare_data
     from automnist.spec import parse_spec
 
     spec = load_spec(ROOT / "search_spaces" / "seed000_cnn.yaml").replace(dataset="digits", subset=100)

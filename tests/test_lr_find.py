@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from automnist.errors import AutomnistError, SpecError
-from automnist.lr_find import (
+from automnist.experiments.lr_find import (
     RULE,
     lr_find,
     lr_find_curves,

@@ -18,7 +18,7 @@ from automnist import aggregate
 from automnist.errors import StoreError
 from automnist.records import TrialRecord
 from automnist.report import export_markdown, export_table, write_report
-from automnist.search import run_dir
+from automnist.runs import run_dir
 from automnist.store import Store
 
 EVIL = "<script>alert(1)</script>"

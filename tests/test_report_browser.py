@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from automnist.report import write_report
-from automnist.search import run_dir
+from automnist.runs import run_dir
 from automnist.store import Store
 from test_report import EVIL, add_run, grid_records, write_predictions
 

@@ -26,7 +26,7 @@ def _num(cell: tuple[str, str | None]) -> float:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A chained sweep whose learning rates come from a range test, and a denoising comparison."""
-    from automnist.denoise import compare_denoising
+    from automnist.experiments.denoise import compare_denoising
     from automnist.search import run_search
 
     root = tmp_path_factory.mktemp("kinds") / "results"
@@ -102,7 +102,7 @@ def test_sweep_report_shows_the_learning_rates_from_the_range_test(results: Path
 
 
 def test_lr_find_report_draws_one_curve_per_optimizer_with_its_suggestion(results: Path) -> None:
-    from automnist.lr_find import RULE
+    from automnist.experiments.lr_find import RULE
 
     html, page = _report(results, "sw-lr_find")
     assert page.sections == ["summary", "lr-find", "failures"]
@@ -119,7 +119,7 @@ def test_lr_find_report_draws_one_curve_per_optimizer_with_its_suggestion(result
 
 
 def test_denoise_report_compares_clean_noisy_and_denoised(results: Path) -> None:
-    from automnist.denoise import denoising_table
+    from automnist.experiments.denoise import denoising_table
 
     html, page = _report(results, "dn")
     assert page.sections[:2] == ["summary", "denoise"]

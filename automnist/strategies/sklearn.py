@@ -249,7 +249,7 @@ def _refit_and_save(ctx: Any, search: Any, index: int, record: Any) -> None:
     """Train the best candidate on the whole training split, test it, save it."""
     from sklearn.base import clone
 
-    from automnist.search import save_best_model
+    from automnist.artifacts import save_best_model
 
     data = ctx.data
     estimator = clone(search.estimator).set_params(**search.cv_results_["params"][index])

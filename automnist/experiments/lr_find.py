@@ -338,7 +338,7 @@ def lr_find(
         spec = spec.replace(dataset=dataset)
         dataset = None
     if dataset is None:
-        from automnist.search import prepare_data
+        from automnist.runs import prepare_data
 
         dataset = prepare_data(spec, data_dir)
     seed = spec.search.seed if seed is None else int(seed)
@@ -352,7 +352,7 @@ def lr_find(
     store = None
     name = None
     if results_dir is not None:
-        from automnist.search import create_spec_run
+        from automnist.runs import create_spec_run
         from automnist.store import Store
 
         store = Store.at(results_dir)

@@ -1,0 +1,51 @@
+"""A run's files besides the store: the kept model (``best.keras``) and its test-set
+predictions (``predictions.npz``, read by the report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automnist.data import Dataset
+
+__all__ = ["save_best_model", "save_predictions", "MODEL_FILE", "PREDICTIONS_FILE"]
+
+MODEL_FILE = "best.keras"
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def save_best_model(model: Any, dataset: Dataset | None, directory: Path, trial_id: str) -> None:
+    """Write ``best.keras`` and ``predictions.npz`` for ``model`` (each replaced atomically)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp_model = directory / "best.keras.tmp.keras"
+    model.save(tmp_model)
+    tmp_model.replace(directory / MODEL_FILE)
+    if dataset is None or dataset.x_test is None or not len(dataset.x_test):
+        return
+    prob = np.asarray(model.predict(dataset.x_test, batch_size=512, verbose=0), dtype=np.float32)
+    save_predictions(prob, dataset, directory, trial_id)
+
+
+def save_predictions(prob: np.ndarray, dataset: Dataset, directory: Path, trial_id: str) -> None:
+    """Write ``predictions.npz``: test labels and probabilities, up to 64 misclassified test
+    images and 32 training images (for the report's figures)."""
+    pred = prob.argmax(axis=1)
+    wrong = np.flatnonzero(pred != dataset.y_test)[:64]
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(dataset.x_train), size=min(32, len(dataset.x_train)), replace=False)
+    tmp = directory / "predictions.tmp.npz"
+    np.savez_compressed(
+        tmp,
+        y_true=np.asarray(dataset.y_test),
+        y_prob=np.asarray(prob, dtype=np.float32),
+        class_names=np.asarray(dataset.class_names, dtype=str),
+        mis_images=dataset.x_test[wrong],
+        mis_true=np.asarray(dataset.y_test)[wrong],
+        mis_pred=pred[wrong],
+        sample_images=dataset.x_train[sample],
+        sample_labels=np.asarray(dataset.y_train)[sample],
+        trial_id=np.asarray(str(trial_id)),
+    )
+    tmp.replace(directory / PREDICTIONS_FILE)

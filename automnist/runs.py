@@ -1,0 +1,137 @@
+"""A run: its name, its folder, its record in the store (created once, ended once), and
+the data it trains on.
+
+Every kind of run (a search, a sweep, a range test, a denoising comparison, k-fold CV)
+is created with :func:`create_spec_run` and ended by :meth:`Store.recording`, so a run's
+metadata and its final status (``finished``, ``interrupted``, ``failed``) are written
+the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automnist.data import Dataset, apply_noise, load_dataset
+from automnist.records import TrialRecord
+from automnist.spec import SearchSpec
+
+if TYPE_CHECKING:
+    from automnist.store import Store
+
+__all__ = ["SearchResult", "library_versions", "default_run_name", "run_dir", "create_spec_run", "spec_text",
+           "prepare_data"]
+
+#: The libraries a stored result depends on.
+_LIBRARIES = ("automnist", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikit-learn", "scikeras",
+              "numpy", "pandas", "optuna")
+
+
+@dataclass
+class SearchResult:
+    """What a finished run returns."""
+
+    run: str
+    spec: SearchSpec
+    trials: list[TrialRecord]
+    best: TrialRecord | None
+    run_dir: Path
+    duration_s: float
+
+    @property
+    def n_ok(self) -> int:
+        return sum(t.status == "ok" for t in self.trials)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on."""
+    out = {"python": platform.python_version()}
+    for dist in _LIBRARIES:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def default_run_name(spec: SearchSpec, kind: str | None = None, *, unique: bool = False) -> str:
+    """``<spec name>[-<kind>]-<YYYYmmdd-HHMMSS>`` (``unique`` adds 6 random hex digits, for
+    estimators that may start several runs in one second)."""
+    parts = [spec.name] + ([kind] if kind else []) + [time.strftime("%Y%m%d-%H%M%S")]
+    if unique:
+        parts.append(uuid.uuid4().hex[:6])
+    return "-".join(parts)
+
+
+def run_dir(results_dir: str | Path, run: str) -> Path:
+    """Where a run's files (best model, predictions, report, tuner state) live."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run).strip(".") or "run"
+    return Path(results_dir) / safe
+
+
+def spec_text(spec: SearchSpec) -> str:
+    """The spec file's text, followed by the effective spec after command-line overrides."""
+    try:
+        text = Path(spec.source).read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    effective = json.dumps(spec.to_dict(), indent=2, default=str)
+    if not text:
+        return effective
+    return f"{text.rstrip()}\n\n# effective spec after command-line overrides:\n# " + effective.replace("\n", "\n# ")
+
+
+def create_spec_run(
+    store: Store,
+    name: str,
+    spec: SearchSpec,
+    *,
+    kind: str = "search",
+    strategy: str | None = None,
+    seed: int | None = None,
+    extra_config: Mapping[str, Any] | None = None,
+) -> int:
+    """Record a new run made from ``spec``: its text, hash, data set, seed and library versions.
+
+    ``strategy`` and ``seed`` default to the spec's; ``extra_config`` is merged into the
+    stored config (e.g. the settings of a range test).
+    """
+    return store.create_run(
+        name,
+        kind=kind,
+        spec_name=spec.name,
+        spec_text=spec_text(spec),
+        spec_hash=spec.hash,
+        strategy=spec.search.strategy if strategy is None else strategy,
+        dataset=spec.data.dataset,
+        seed=spec.search.seed if seed is None else int(seed),
+        config={**spec.to_dict(), **(extra_config or {})},
+        versions=library_versions(),
+    )
+
+
+def prepare_data(spec: SearchSpec, data_dir: str | None = None) -> Dataset:
+    """Load the spec's data set once per run (subset, image size and noise applied).
+
+    With ``denoise:`` in the spec, a denoising autoencoder is trained here (noisy -> clean
+    training images, :func:`automnist.autoencoder.denoise_dataset`) and the returned images
+    are its output.
+    """
+    d = spec.data
+    clean = load_dataset(d.dataset, data_dir=data_dir or d.data_dir, subset=d.subset, seed=d.split_seed,
+                         test_split=d.test_split, image_size=d.image_size)
+    if d.noise is None:
+        return clean
+    ds = apply_noise(clean, d.noise)
+    if spec.denoise is not None:
+        from automnist.autoencoder import denoise_dataset  # trains a Keras model
+
+        ds, _ = denoise_dataset(ds, clean.x_train, spec.denoise, d.noise, seed=spec.search.seed)
+    return ds
