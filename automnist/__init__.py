@@ -39,14 +39,14 @@ _LAZY = {
     "export_table": "automnist.report",
     "export_markdown": "automnist.report",
     # scikit-learn
-    "KerasCNNClassifier": "automnist.estimator",
-    "AutoCNNClassifier": "automnist.estimator",
-    "cross_validate_spec": "automnist.estimator",
+    "KerasCNNClassifier": "automnist.sklearn_api",
+    "AutoCNNClassifier": "automnist.sklearn_api",
+    "cross_validate_spec": "automnist.experiments.cv",
     "DenoisingAutoencoder": "automnist.autoencoder",
     # experiments
     "lr_find": "automnist.experiments.lr_find",
     "compare_denoising": "automnist.experiments.denoise",
-    "sweep_table": "automnist.strategies.sweep",
+    "sweep_table": "automnist.aggregate",
     "Dataset": "automnist.data",
     "register_dataset": "automnist.data",
 }

@@ -1,5 +1,5 @@
-"""A run's files besides the store: the kept model (``best.keras``) and its test-set
-predictions (``predictions.npz``, read by the report)."""
+"""A run's files besides the store: the kept model (``best.keras``), its test-set
+predictions (``predictions.npz``, read by the report) and the ensemble members."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from typing import Any
 import numpy as np
 
 from automnist.data import Dataset
+from automnist.records import TrialRecord
 
-__all__ = ["save_best_model", "save_predictions", "MODEL_FILE", "PREDICTIONS_FILE"]
+__all__ = ["save_best_model", "save_predictions", "keep_member", "MODEL_FILE", "PREDICTIONS_FILE", "ENSEMBLE_DIR"]
 
 MODEL_FILE = "best.keras"
 PREDICTIONS_FILE = "predictions.npz"
+#: Folder of a run's directory holding the ensemble members' models (``final: {ensemble: K}``).
+ENSEMBLE_DIR = "ensemble"
 
 
 def save_best_model(model: Any, dataset: Dataset | None, directory: Path, trial_id: str) -> None:
@@ -49,3 +52,15 @@ def save_predictions(prob: np.ndarray, dataset: Dataset, directory: Path, trial_
         trial_id=np.asarray(str(trial_id)),
     )
     tmp.replace(directory / PREDICTIONS_FILE)
+
+
+def keep_member(directory: Path, model: Any, record: TrialRecord, ranked: list[TrialRecord], k: int) -> None:
+    """Keep ``model`` as an ensemble member when ``record`` is among the top ``k`` fully
+    trained trials of ``ranked`` (best first), and drop members that fell out."""
+    top = [r.trial_id for r in ranked if r.fully_trained][:k]
+    directory.mkdir(parents=True, exist_ok=True)
+    if record.trial_id in top:
+        model.save(directory / f"{record.trial_id}.keras")
+    for path in directory.glob("*.keras"):
+        if path.stem not in top:
+            path.unlink(missing_ok=True)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +19,6 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from automnist.builders import build_denoiser
 from automnist.data import NOISE_KINDS, Dataset, add_noise
-from automnist.errors import AutomnistError
 from automnist.spec import DenoiseSpec, NoiseSpec
 
 __all__ = ["DenoisingAutoencoder", "denoise_dataset"]

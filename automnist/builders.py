@@ -8,12 +8,15 @@ key) and never look at specs or tuners.  A configuration that cannot fit the inp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automnist.errors import InfeasibleConfig
+from automnist.spec import DEFAULTS, LR_FROM_LR_FIND
 
 __all__ = [
+    "augmentation_layers",
     "build_model",
     "build_denoiser",
     "check_feasible",
@@ -54,8 +57,6 @@ def per_conv(values: Mapping[str, Any], key: str, n: int) -> list[Any]:
     ``padding: [same, valid]`` is Keras' CIFAR-10 example (a "same" then a "valid"
     convolution in each block).
     """
-    from automnist.spec import DEFAULTS
-
     base = values.get(key, DEFAULTS[key])
     if isinstance(base, (list, tuple)):
         seq = list(base) or [DEFAULTS[key]]
@@ -140,10 +141,8 @@ def learning_rate_for(values: Mapping[str, Any]) -> float:
         When the mapping has no entry for the optimizer, or the value is still
         ``"from_lr_find"`` (the search resolves it before training).
     """
-    from automnist.spec import LR_FROM_LR_FIND
-
-    name = values.get("optimizer", "adam")
-    lr = values.get("learning_rate", 1e-3)
+    name = values.get("optimizer", DEFAULTS["optimizer"])
+    lr = values.get("learning_rate", DEFAULTS["learning_rate"])
     if isinstance(lr, Mapping):
         if name not in lr:
             raise InfeasibleConfig(
@@ -175,7 +174,7 @@ def make_optimizer(values: Mapping[str, Any]) -> Any:
     """A Keras optimizer from ``optimizer``, ``learning_rate``, ``momentum``, ``nesterov``."""
     import keras
 
-    name = values.get("optimizer", "adam")
+    name = values.get("optimizer", DEFAULTS["optimizer"])
     lr = learning_rate_for(values)
     momentum = float(values.get("momentum", 0.0) or 0.0)
     opt = keras.optimizers
@@ -247,8 +246,6 @@ def augmentation_layers(aug: Mapping[str, Any] | None, seed: int | None = None) 
         layers.append(L.RandomZoom(z, z, fill_mode="nearest", seed=seed))
     if aug.get("shear"):
         # RandomShear takes a fraction of the image size; convert the angle with tan.
-        import math
-
         f = min(math.tan(math.radians(float(aug["shear"]))), 1.0)
         layers.append(L.RandomShear(x_factor=f, y_factor=f, fill_mode="nearest", seed=seed))
     if aug.get("horizontal_flip"):
@@ -293,8 +290,6 @@ def build_model(
         When the configuration cannot fit ``input_shape``.
     """
     import keras
-
-    from automnist.spec import DEFAULTS
 
     v = {**DEFAULTS, **dict(values)}
     check_feasible(v, input_shape, model)

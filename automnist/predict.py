@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from automnist.errors import AutomnistError, DataError
+from automnist.runs import run_dir
+from automnist.store import Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,9 +42,6 @@ INVERT_CHOICES = ("auto", "yes", "no")
 
 
 def _run_model_path(run: str, results_dir: str | Path) -> Path:
-    from automnist.runs import run_dir
-    from automnist.store import Store
-
     with Store.at(results_dir) as store:
         store.require_run(run)
     path = run_dir(results_dir, run) / "best.keras"

@@ -10,16 +10,17 @@ the CLI leaderboard, sweeps, the report's leaderboard) goes through :func:`score
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-__all__ = ["TrialRecord", "TRIAL_STATUSES", "DIRECTIONS", "SCORE_DECIMALS", "objective_direction", "score_key",
-           "is_better", "best_trial", "ranked_trials", "plain_value"]
+__all__ = ["TrialRecord", "TRIAL_STATUSES", "DIRECTIONS", "SCORE_DECIMALS", "STOP_REASONS", "objective_direction",
+           "score_key", "is_better", "is_fully_trained", "rank_key_of", "rank_key", "outranks", "best_trial", "ranked_trials", "plain_value"]
 
 TRIAL_STATUSES = ("ok", "failed", "infeasible")
+#: Why a trial's training ended before its planned epochs.
+STOP_REASONS = ("pruned", "early_stopping", "budget")
 DIRECTIONS = ("max", "min")
 #: Scores are compared at this many decimals: metrics are float32, so two values from the
 #: same number of correct answers can differ by ~1e-8 after averaging, and that is a tie.
@@ -49,6 +50,15 @@ class TrialRecord:
     history : list of dict
         Tidy per-epoch rows ``{"fold": f, "epoch": e, "metric": m, "value": v}``
         (``fold`` is 0 without CV; ``epoch`` is 1-based).
+    epochs, max_epochs : int
+        Epochs trained (the most of any fold) and epochs planned (0: unknown).
+    images : int or None
+        Training images the model saw (per fold).
+    stop_reason : {None, "pruned", "early_stopping", "budget"}
+        Why training ended before ``max_epochs``.
+    rungs : list of dict
+        Multi-fidelity checkpoints: ``{"rung": k, "epochs": e, "images": n, <metric>: value}``
+        for each rung the trial reached (its score at each fidelity).
     """
 
     trial_id: str
@@ -65,6 +75,15 @@ class TrialRecord:
     error: str | None = None
     started_at: float = 0.0
     ended_at: float = 0.0
+    max_epochs: int = 0
+    images: int | None = None
+    stop_reason: str | None = None
+    rungs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def fully_trained(self) -> bool:
+        """Whether the trial trained as planned (:func:`is_fully_trained`)."""
+        return is_fully_trained(self.epochs, self.max_epochs, self.stop_reason)
 
     def objective(self, name: str) -> float | None:
         """The value of metric ``name``, or None when the trial has none."""
@@ -107,28 +126,54 @@ def is_better(a: Any, b: Any, direction: str) -> bool:
     return ka is not None and (kb is None or ka > kb)
 
 
-def _trial_score(record: TrialRecord, objective: str, direction: str) -> float | None:
-    return score_key(record.objective(objective), direction) if record.status == "ok" else None
+def is_fully_trained(epochs: int, max_epochs: int, stop_reason: str | None) -> bool:
+    """Whether a trial trained as planned: it reached ``max_epochs`` (0: unknown, as in
+    stores written before it was recorded), or stopped early because it no longer
+    improved.  Pruned, budget-cut and low-fidelity trials (Hyperband's first rungs) did not."""
+    if stop_reason in ("pruned", "budget"):
+        return False
+    return stop_reason == "early_stopping" or epochs >= max_epochs
+
+
+def rank_key_of(status: str, value: Any, fully_trained: bool, direction: str) -> tuple[bool, float] | None:
+    """``(fully_trained, score)``, larger is better, or None for a trial without a score
+    (not ``ok``, or no finite value): a fully trained trial outranks a partly trained one
+    (a 2-epoch score is not a trained model's), then the score decides."""
+    score = score_key(value, direction) if status == "ok" else None
+    return None if score is None else (bool(fully_trained), score)
+
+
+def rank_key(record: TrialRecord | None, objective: str, direction: str) -> tuple[bool, float] | None:
+    """:func:`rank_key_of` a trial record."""
+    if record is None:
+        return None
+    return rank_key_of(record.status, record.objective(objective), record.fully_trained, direction)
+
+
+def outranks(a: TrialRecord | None, b: TrialRecord | None, objective: str, direction: str) -> bool:
+    """Whether trial ``a`` strictly outranks ``b`` (:func:`rank_key`; a tie does not)."""
+    ka, kb = rank_key(a, objective, direction), rank_key(b, objective, direction)
+    return ka is not None and (kb is None or ka > kb)
 
 
 def ranked_trials(records: Iterable[TrialRecord], objective: str, direction: str) -> list[TrialRecord]:
-    """The ok trials with a finite ``objective``, best first; ties keep their given order."""
-    scored = [(k, i, r) for i, r in enumerate(records) if (k := _trial_score(r, objective, direction)) is not None]
-    return [r for _, _, r in sorted(scored, key=lambda t: (-t[0], t[1]))]
+    """The ok trials with a finite ``objective``, best first by :func:`rank_key`; ties keep
+    their given order."""
+    keyed = [(k, i, r) for i, r in enumerate(records) if (k := rank_key(r, objective, direction)) is not None]
+    return [r for _, _, r in sorted(keyed, key=lambda t: ((not t[0][0], -t[0][1]), t[1]))]
 
 
 def best_trial(records: Iterable[TrialRecord], objective: str, direction: str) -> TrialRecord | None:
-    """The best ok trial by ``objective`` (the first of tied ones), or None."""
+    """The best ok trial by ``objective`` (fully trained first, the first of tied ones), or None."""
     ranked = ranked_trials(records, objective, direction)
     return ranked[0] if ranked else None
 
 
 def plain_value(v: Any) -> Any:
     """numpy scalars and arrays, tuples and mappings -> plain Python values (as in a YAML spec)."""
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
+    np = sys.modules.get("numpy")  # no numpy value can exist before numpy is imported: keep --help light
+    if np is not None and isinstance(v, (np.generic, np.ndarray)):
+        return v.tolist() if isinstance(v, np.ndarray) else v.item()
     if isinstance(v, (list, tuple)):
         return [plain_value(x) for x in v]
     if isinstance(v, Mapping):

@@ -14,7 +14,7 @@ import platform
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ class SearchResult:
     best: TrialRecord | None
     run_dir: Path
     duration_s: float
+    final: dict[str, Any] = field(default_factory=dict)  # refit / ensemble after the search (automnist.final)
 
     @property
     def n_ok(self) -> int:

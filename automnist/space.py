@@ -11,23 +11,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from automnist.spec import (
-    ChoiceParam,
-    FloatParam,
-    IntParam,
-    Param,
-    SearchSpec,
-    _plain,
-    is_active,
-    param_default,
-    value_label,
-)
+from automnist.errors import SpecError
+from automnist.records import plain_value
+from automnist.spec import ChoiceParam, FloatParam, IntParam, Param, SearchSpec, is_active, value_label
 
-__all__ = ["declare", "decode", "sklearn_grid", "sklearn_distributions", "encode_choice"]
+__all__ = ["active_params", "complete_config", "declare", "decode", "encode_choice", "sklearn_distributions",
+           "sklearn_grid"]
 
 
 def _scalar(v: Any) -> bool:
     return isinstance(v, (bool, int, float, str))
+
+
+def complete_config(spec: SearchSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A complete configuration from the values of some hyperparameters.
+
+    Every hyperparameter not in ``values`` takes its fixed value, else its default
+    (:meth:`SearchSpec.default_values`); then every conditional searched hyperparameter
+    whose ``when:`` does not hold is set to None (the value was not used, as the tuners
+    record it), repeated until stable so that nested conditions follow their parents.
+
+    Parameters
+    ----------
+    spec : SearchSpec
+    values : mapping
+        Hyperparameter values (lists, mappings or numpy scalars are made plain).
+
+    Returns
+    -------
+    dict
+        Every hyperparameter of :data:`automnist.spec.DEFAULTS` and of the spec.
+    """
+    out = spec.default_values()
+    out.update({name: plain_value(v) for name, v in values.items()})
+    conditional = [p for p in spec.tunable if p.when]
+    changed = True
+    while changed:
+        changed = False
+        for p in conditional:
+            if out.get(p.name) is not None and not is_active(p, out):
+                out[p.name] = None
+                changed = True
+    return out
 
 
 def encode_choice(p: ChoiceParam) -> tuple[list[Any], dict[Any, Any]]:
@@ -36,7 +61,7 @@ def encode_choice(p: ChoiceParam) -> tuple[list[Any], dict[Any, Any]]:
     if all(_scalar(v) for v in vals) and len({type(v) for v in vals}) == 1:
         return vals, {v: v for v in vals}
     labels = [value_label(v) for v in vals]
-    return labels, dict(zip(labels, (_plain(v) for v in vals)))
+    return labels, dict(zip(labels, (plain_value(v) for v in vals)))
 
 
 def declare(hp: Any, spec: SearchSpec) -> dict[str, Any]:
@@ -120,13 +145,14 @@ def _hp_value(hp: Any, p: Param) -> Any:
 
 
 def decode(spec: SearchSpec, chosen: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn tuner values (labels for non-scalar choices) into a complete configuration.
+    """Turn tuner values (labels for non-scalar choices) into a complete configuration
+    (:func:`complete_config`).
 
-    Inactive conditional parameters keep their fixed/default value; ``tuner/*`` keys
-    from Hyperband are dropped.
+    ``tuner/*`` keys from Hyperband and None values (parameters the tuner did not set)
+    are dropped.
     """
-    values = spec.fixed_values()
     pmap = spec.param_map
+    values: dict[str, Any] = {}
     for name, raw in chosen.items():
         if name.startswith("tuner/") or raw is None:
             continue
@@ -134,14 +160,37 @@ def decode(spec: SearchSpec, chosen: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(p, ChoiceParam):
             _, back = encode_choice(p)
             raw = back.get(raw, raw)
-        values[name] = _plain(raw)
-    for p in spec.tunable:
-        if p.name not in chosen or chosen[p.name] is None:
-            values[p.name] = _plain(param_default(p))
-    for p in spec.tunable:  # a condition that is not met: the value was not used
-        if p.when and not is_active(p, values):
-            values[p.name] = None
-    return values
+        values[name] = raw
+    return complete_config(spec, values)
+
+
+def suggest(trial: Any, spec: SearchSpec) -> dict[str, Any]:
+    """Ask an ``optuna.Trial`` for the spec's searched hyperparameters and return the complete
+    configuration (:func:`decode`).
+
+    Define-by-run: a conditional hyperparameter is asked for only when its ``when:`` holds
+    for the values chosen so far, so the sampler never models values that were not used.
+    ``log`` ranges sample log-uniformly (optuna cannot combine ``log`` with a ``step``: a
+    stepped log range samples its grid instead).
+    """
+    current = spec.fixed_values()
+    chosen: dict[str, Any] = {}
+    for p in _parents_first(spec.tunable):
+        if p.when and not is_active(p, current):
+            continue
+        if isinstance(p, ChoiceParam):
+            enc, back = encode_choice(p)
+            raw = trial.suggest_categorical(p.name, enc)
+            current[p.name] = plain_value(back.get(raw, raw))
+        elif p.log and p.step:
+            raw = trial.suggest_categorical(p.name, p.grid())
+            current[p.name] = raw
+        elif isinstance(p, IntParam):
+            raw = current[p.name] = trial.suggest_int(p.name, p.low, p.high, step=p.step or 1, log=p.log)
+        else:
+            raw = current[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+        chosen[p.name] = raw
+    return decode(spec, chosen)
 
 
 def active_params(spec: SearchSpec, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,12 +206,10 @@ def sklearn_grid(spec: SearchSpec) -> dict[str, list[Any]]:
     automnist.errors.SpecError
         For a continuous float range (give a step or a choice).
     """
-    from automnist.errors import SpecError
-
     grid: dict[str, list[Any]] = {}
     for p in spec.tunable:
         if isinstance(p, ChoiceParam):
-            grid[p.name] = [_plain(v) for v in p.values]
+            grid[p.name] = [plain_value(v) for v in p.values]
         elif isinstance(p, IntParam):
             grid[p.name] = p.grid()
         elif isinstance(p, FloatParam):
@@ -181,7 +228,7 @@ def sklearn_distributions(spec: SearchSpec) -> dict[str, Any]:
     dists: dict[str, Any] = {}
     for p in spec.tunable:
         if isinstance(p, ChoiceParam):
-            dists[p.name] = [_plain(v) for v in p.values]
+            dists[p.name] = [plain_value(v) for v in p.values]
         elif isinstance(p, IntParam):
             if p.log:
                 dists[p.name] = stats.randint(p.low, p.high + 1) if p.low == p.high else _IntLogUniform(p.low, p.high)

@@ -63,8 +63,22 @@ def test_leaderboard_ranks_ok_trials_best_first_ties_share_rank() -> None:
     assert board["trial_id"].tolist() == ["t2", "t0", "t4", "t3", "t1", "t5"]
     assert board["rank"].tolist() == [1, 2, 2, 4, 5, 6]
     assert board.columns.tolist() == ["rank", "run", "trial_id", "param_k", "param_opt", "param_c", "val_accuracy",
-                                      "val_accuracy_std", "n_folds", "test_accuracy", "duration_s", "n_params"]
+                                      "val_accuracy_std", "n_folds", "test_accuracy", "duration_s", "n_params",
+                                      "epochs", "max_epochs", "images", "stop_reason", "fully_trained"]
     assert board["val_accuracy"].tolist() == [0.95, 0.90, 0.90, 0.85, 0.80, 0.70]
+
+
+def test_leaderboard_ranks_fully_trained_trials_before_partly_trained_ones() -> None:
+    frame = trials_frame()
+    frame["epochs"], frame["max_epochs"], frame["stop_reason"] = 9, 9, None
+    frame.loc[frame["trial_id"] == "t2", ["epochs", "stop_reason"]] = [1, "pruned"]  # the best score, 1 epoch
+    frame.loc[frame["trial_id"] == "t4", "epochs"] = 3  # Hyperband's low rung: 3 of 9 epochs
+    frame.loc[frame["trial_id"] == "t3", ["epochs", "stop_reason"]] = [4, "early_stopping"]  # converged: full
+    board = ag.leaderboard(frame)
+    assert board["trial_id"].tolist() == ["t0", "t3", "t1", "t5", "t2", "t4"]
+    assert board["rank"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert board["fully_trained"].tolist() == [True, True, True, True, False, False]
+    assert board[["epochs", "max_epochs"]].values.tolist()[-2:] == [[1, 9], [3, 9]]
 
 
 def test_leaderboard_std_only_where_cv_was_used() -> None:

@@ -8,7 +8,8 @@ from sklearn.base import clone
 
 from automnist.data import add_noise
 from automnist.autoencoder import DenoisingAutoencoder
-from automnist.experiments.denoise import CONDITIONS, compare_denoising, denoising_table
+from automnist.aggregate import denoising_table
+from automnist.experiments.denoise import CONDITIONS, compare_denoising
 from automnist.errors import AutomnistError, SpecError
 from automnist.spec import DenoiseSpec, load_spec, parse_spec
 
@@ -77,7 +78,7 @@ def test_autoencoder_errors_name_the_parameter(digits_arrays):
 def test_pipeline_before_the_keras_classifier(digits_arrays):
     from sklearn.pipeline import Pipeline
 
-    from automnist.estimator import KerasCNNClassifier
+    from automnist.sklearn_api import KerasCNNClassifier
 
     xtr, ytr, xte, yte = digits_arrays
     noisy_tr, noisy_te = add_noise(xtr, std=0.4, seed=0), add_noise(xte, std=0.4, seed=1)

@@ -8,17 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from automnist.aggregate import lr_find_curves
 from automnist.errors import AutomnistError, SpecError
-from automnist.experiments.lr_find import (
-    RULE,
-    lr_find,
-    lr_find_curves,
-    plot_lr_find,
-    smooth_losses,
-    stop_index,
-    suggest_lr,
-    write_spec,
-)
+from automnist.experiments.lr_find import lr_find
+from automnist.experiments.lr_find_curve import RULE, smooth_losses, stop_index, suggest_lr
+from automnist.experiments.lr_find_spec import write_spec
+from automnist.plots import plot_lr_find
 from automnist.records import TrialRecord
 from automnist.spec import LR_FROM_LR_FIND, FixedParam, load_spec, parse_spec
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from automnist.aggregate import denoising_table, sweep_table
+from automnist.experiments.lr_find_curve import RULE
 from automnist.report import write_report
 from automnist.spec import parse_spec
 from automnist.store import Store
@@ -59,8 +61,6 @@ def _report(results: Path, *runs: str) -> tuple[str, _Page]:
 
 
 def test_sweep_report_has_panels_per_hyperparameter_and_the_summary_table(results: Path) -> None:
-    from automnist.strategies.sweep import sweep_table
-
     html, page = _report(results, "sw")
     assert page.sections[:3] == ["summary", "sweep", "lr-used"]
     # the sweep's own analysis replaces the generic effect, significance and parallel sections
@@ -102,8 +102,6 @@ def test_sweep_report_shows_the_learning_rates_from_the_range_test(results: Path
 
 
 def test_lr_find_report_draws_one_curve_per_optimizer_with_its_suggestion(results: Path) -> None:
-    from automnist.experiments.lr_find import RULE
-
     html, page = _report(results, "sw-lr_find")
     assert page.sections == ["summary", "lr-find", "failures"]
     assert len(page.images) == 1 and 'alt="loss against learning rate per optimizer"' in html
@@ -119,8 +117,6 @@ def test_lr_find_report_draws_one_curve_per_optimizer_with_its_suggestion(result
 
 
 def test_denoise_report_compares_clean_noisy_and_denoised(results: Path) -> None:
-    from automnist.experiments.denoise import denoising_table
-
     html, page = _report(results, "dn")
     assert page.sections[:2] == ["summary", "denoise"]
     assert "<dt>Noise</dt><dd>gaussian, std 0.4, on train+test images</dd>" in html

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from automnist.runner import TrialData, encode_labels, run_trial, split_indices
+from automnist.runner import TrialData, run_trial, split_indices, targets_for_loss
 from automnist.spec import DEFAULTS
 
 FAST = {**DEFAULTS, "conv_layers": 1, "filters": 8, "units": 32, "padding": "same", "learning_rate": 3e-3}
@@ -84,8 +84,8 @@ def test_time_budget_stops_training_and_says_so(small_data):
 
 def test_labels_encoding():
     y = np.array([0, 2, 1])
-    assert encode_labels(y, 3, "sparse_categorical_crossentropy").tolist() == [0, 2, 1]
-    assert encode_labels(y, 3, "kl_divergence").tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+    assert targets_for_loss(y, 3, "sparse_categorical_crossentropy").tolist() == [0, 2, 1]
+    assert targets_for_loss(y, 3, "kl_divergence").tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
 
 
 def test_trial_data_shape(small_data):

@@ -53,8 +53,11 @@ def test_each_keras_tuner_strategy_records_trials(strategy, results_dir):
         assert combos == {(16, 0.003), (16, 0.01), (32, 0.003), (32, 0.01)}
     if strategy == "hyperband":  # Hyperband's budgets: trials of 1 and 2 epochs
         assert set(frame["epochs"]) <= {1, 2}
+    # the best trial: the highest score among fully trained ones (a 1-epoch Hyperband trial is not)
+    full = frame[frame["epochs"] >= frame["max_epochs"]]
+    assert (frame["max_epochs"] == 2).all() and not full.empty
     best = result.best
-    assert best is not None and best.metrics["val_accuracy"] == frame["val_accuracy"].max()
+    assert best is not None and best.fully_trained and best.metrics["val_accuracy"] == full["val_accuracy"].max()
     assert (result.run_dir / "best.keras").is_file() and (result.run_dir / "predictions.npz").is_file()
 
 
@@ -104,15 +107,19 @@ def test_run_name_conflicts_and_resume_checks(results_dir):
     assert len(again.trials) == 1
 
 
-def _search_until(tmp_path, trials: int) -> tuple[subprocess.Popen, list[str], dict[str, str], Path]:
+KILL_SPEC = (
+    "name: kill\nmodel: cnn\ndata: {dataset: digits, subset: 300}\n"
+    "params: {conv_layers: 1, filters: 8, padding: same, units: {choice: [16, 32, 64]},"
+    " learning_rate: {float: [0.001, 0.01], log: true}}\n"
+    "search: {strategy: random, max_trials: 5, epochs: 3, seed: 0}\n"
+)
+
+
+def _search_until(tmp_path, trials: int, spec_text: str = KILL_SPEC
+                  ) -> tuple[subprocess.Popen, list[str], dict[str, str], Path]:
     """Start `automnist search` in a subprocess and return once ``trials`` trials are committed."""
     spec_file = tmp_path / "kill.yaml"
-    spec_file.write_text(
-        "name: kill\nmodel: cnn\ndata: {dataset: digits, subset: 300}\n"
-        "params: {conv_layers: 1, filters: 8, padding: same, units: {choice: [16, 32, 64]},"
-        " learning_rate: {float: [0.001, 0.01], log: true}}\n"
-        "search: {strategy: random, max_trials: 5, epochs: 3, seed: 0}\n"
-    )
+    spec_file.write_text(spec_text)
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "automnist", "search", str(spec_file), "--run-name", "k", "--results", str(results),
            "--quiet", "--no-report"]
@@ -174,12 +181,13 @@ def test_sigkill_after_two_trials_then_resume_keeps_them(tmp_path):
 def test_spec_hypermodel_drives_plain_keras_tuner(tmp_path, digits_arrays):
     import keras_tuner as kt
 
-    from automnist.strategies.keras_tuner import SpecHyperModel
+    from automnist.hypermodel import SpecHyperModel
 
     spec = parse_spec({**BASE, "name": "hm", "params": {**BASE["params"], "batch_size": {"choice": [16, 64]},
                                                           "epochs": {"choice": [1, 2]}}})
     xtr, ytr, _, _ = digits_arrays
     hm = SpecHyperModel(spec, input_shape=(8, 8, 1), n_classes=10)
+    assert type(hm) is SpecHyperModel and isinstance(hm, kt.HyperModel)
     tuner = kt.RandomSearch(hm, objective="val_accuracy", max_trials=2, directory=str(tmp_path), project_name="p",
                             seed=1)
     tuner.search(xtr[:200], ytr[:200], verbose=0)

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from automnist.errors import SpecError
-from automnist.space import active_params, declare, decode, sklearn_distributions, sklearn_grid
-from automnist.spec import parse_spec
+from automnist.space import active_params, complete_config, declare, decode, sklearn_distributions, sklearn_grid
+from automnist.spec import DEFAULTS, parse_spec
 
 SPACE = {
     "name": "s",
@@ -54,6 +54,31 @@ def test_decode_turns_labels_back_into_values_and_drops_tuner_keys():
     assert "tuner/epochs" not in values
     assert active_params(spec, values)["filters_3"] == 128
     assert "filters_3" not in active_params(spec, {**values, "conv_layers": 2})
+
+
+def test_complete_config_fills_fixed_and_default_values_and_clears_inactive_conditions():
+    spec = parse_spec({"name": "c", "params": {
+        "dense_layers": 2,
+        "units": {"choice": [[64, 32], [128, 64]]},
+        "activation": {"choice": ["relu", "leaky_relu"]},
+        "leaky_relu_slope": {"float": [0.05, 0.3], "when": {"activation": "leaky_relu"}},
+        # nested: kernel_size_3 needs filters_3 == 128, which needs conv_layers == 3
+        "kernel_size_3": {"choice": [3, 5], "when": {"filters_3": 128}},
+        "filters_3": {"choice": [64, 128], "when": {"conv_layers": 3}},
+        "conv_layers": {"int": [2, 3]},
+    }})
+    deep = complete_config(spec, {"conv_layers": np.int64(3), "filters_3": 128, "activation": "leaky_relu"})
+    assert set(deep) == set(DEFAULTS) | {"filters_3", "kernel_size_3"}
+    assert deep["conv_layers"] == 3 and type(deep["conv_layers"]) is int
+    assert deep["dense_layers"] == 2 and deep["batch_size"] == DEFAULTS["batch_size"]  # fixed / builder default
+    assert deep["units"] == [64, 32] and deep["kernel_size_3"] == 3 and deep["leaky_relu_slope"] == 0.05  # defaults
+    shallow = complete_config(spec, {"conv_layers": 2, "filters_3": 128, "kernel_size_3": 5, "activation": "relu",
+                                     "units": (128, 64)})
+    assert shallow["filters_3"] is None and shallow["kernel_size_3"] is None  # the nested one follows its parent
+    assert shallow["leaky_relu_slope"] is None and shallow["units"] == [128, 64]
+    shallow["filters"].append(128)  # a fresh copy: the defaults are untouched
+    assert DEFAULTS["filters"] == [32, 64]
+    assert complete_config(spec, {})["filters_3"] is None  # the baseline: conv_layers 2
 
 
 def test_random_oracle_samples_are_valid_configurations():

@@ -9,10 +9,12 @@ import pytest
 from automnist.errors import SpecError
 from automnist.spec import (
     DEFAULTS,
+    TOP_KEYS,
     ChoiceParam,
     FixedParam,
     FloatParam,
     IntParam,
+    freeze,
     load_spec,
     parse_spec,
     value_label,
@@ -169,3 +171,11 @@ def test_spec_values_are_immutable():
     values = spec.fixed_values()
     values["augmentation"]["rotation"] = 10  # copies are plain and mutable
     assert spec.fixed_values()["augmentation"] == {"rotation": 8}
+
+
+def test_freeze_makes_values_hashable_and_to_dict_has_the_top_keys():
+    frozen = freeze({"adam": 0.01, "filters": [8, [16, 32]]})
+    assert frozen == {"adam": 0.01, "filters": (8, (16, 32))}
+    assert hash(frozen) == hash(freeze({"filters": [8, [16, 32]], "adam": 0.01}))
+    assert tuple(parse_spec({"name": "t", "denoise": True, "data": {"noise": {"std": 0.2}},
+                            "final": {"ensemble": 2}}).to_dict()) == TOP_KEYS

@@ -108,12 +108,56 @@ def test_at_creates_the_file_with_wal_foreign_keys_and_schema_version(tmp_path: 
     with Store.at(tmp_path / "new" / "results") as s:
         assert s.path == tmp_path / "new" / "results" / DB_NAME
         assert s.path.is_file()
-        db = s._conn()
+        db = s._connection.get()
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert tables == {"runs", "trials", "folds", "history"}
+        assert tables == {"runs", "trials", "folds", "history", "rungs"}
+
+
+def test_version_1_store_is_migrated_with_its_trials_kept(tmp_path: Path) -> None:
+    """A store written before fidelity was recorded (schema 1) opens, gains the new columns
+    and the rungs table, and keeps its trials (read as fully trained)."""
+    import sqlite3
+
+    from automnist.store.schema import _TABLES
+
+    path = tmp_path / DB_NAME
+    db = sqlite3.connect(path)
+    v1 = _TABLES.replace("    max_epochs INTEGER NOT NULL DEFAULT 0,\n    images     INTEGER,\n    stop_reason TEXT,\n", "")
+    assert "stop_reason" not in v1
+    db.executescript(v1 + ";PRAGMA user_version = 1;")
+    db.execute("INSERT INTO runs (name, kind, started_at) VALUES ('old', 'search', 1.0)")
+    db.execute("INSERT INTO trials VALUES (1, '0', 0, '{\"units\": 8}', 'ok', '{\"val_accuracy\": 0.9}', 2.0, 10, 0, 3, NULL,"
+               " 1.0, 3.0)")
+    db.commit()
+    db.close()
+    with Store(path) as s:
+        (old,) = s.get_trials("old")
+        assert (old.params, old.metrics, old.epochs, old.max_epochs, old.rungs) == ({"units": 8}, {"val_accuracy": 0.9}, 3, 0, [])
+        assert old.fully_trained
+        s.add_trial("old", TrialRecord("1", 1, {"units": 16}, metrics={"val_accuracy": 0.8}, epochs=1, max_epochs=9,
+                                       images=100, stop_reason="pruned",
+                                       rungs=[{"rung": 0, "epochs": 1, "images": 100, "val_accuracy": 0.8}]))
+        assert s.get_trials("old")[1].rungs == [{"rung": 0, "epochs": 1, "images": 100, "val_accuracy": 0.8}]
+        assert s._connection.get().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_rungs_and_fidelity_round_trip_and_bad_ones_are_refused(store: Store) -> None:
+    store.create_run("r", kind="search")
+    rec = TrialRecord("7", 0, {"units": 8}, metrics={"val_accuracy": 0.7}, epochs=3, max_epochs=9, images=450,
+                      stop_reason="pruned", rungs=[{"rung": 0, "epochs": 1, "images": 450, "val_accuracy": 0.5},
+                                                   {"rung": 1, "epochs": 3, "images": 450, "val_accuracy": 0.7}])
+    store.add_trial("r", rec)
+    assert store.get_trials("r") == [rec]
+    frame = store.trials_frame("r")
+    assert frame.loc[0, ["epochs", "max_epochs", "images", "stop_reason"]].tolist() == [3, 9, 450, "pruned"]
+    with pytest.raises(ValueError, match="stop_reason must be None or one of pruned, early_stopping, budget, got 'tired'"):
+        store.add_trial("r", TrialRecord("8", 1, {}, stop_reason="tired"))
+    with pytest.raises(ValueError, match=r"rungs\[1\]: rung 0 appears twice"):
+        store.add_trial("r", TrialRecord("8", 1, {}, rungs=[{"rung": 0, "epochs": 1}, {"rung": 0, "epochs": 2}]))
+    assert [t.trial_id for t in store.get_trials("r")] == ["7"]
 
 
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
@@ -174,7 +218,7 @@ def test_run_name_must_be_a_non_empty_string(store: Store, name: Any) -> None:
 
 
 def test_bad_kind_and_status_values_are_named(store: Store) -> None:
-    with pytest.raises(ValueError, match="kind: must be one of search, cv, lr_find, sweep, got 'grid'"):
+    with pytest.raises(ValueError, match="kind: must be one of search, cv, lr_find, sweep, denoise, got 'grid'"):
         store.create_run("a", kind="grid")
     store.create_run("a")
     with pytest.raises(ValueError, match="status: must be one of finished, interrupted, failed, got 'done'"):
@@ -280,7 +324,7 @@ def test_re_adding_a_trial_replaces_it(store: Store) -> None:
                                  folds=[{"fold": 0, "val_accuracy": 0.9}])
     store.add_trial("a", redone)
     _assert_same(store.get_trials("a"), [redone, t1])
-    db = store._conn()
+    db = store._connection.get()
     counts = {t: db.execute(f"SELECT COUNT(*) FROM {t} WHERE trial_id = 't0'").fetchone()[0]
               for t in ("trials", "folds", "history")}
     assert counts == {"trials": 1, "folds": 1, "history": 2}
@@ -327,6 +371,9 @@ def test_trials_frame_without_cv(store: Store) -> None:
         "duration_s": [1.5, 2.0, 0.25],
         "n_params": pd.array([1234, 2345, None], dtype="Int64"),
         "epochs": np.array([2, 2, 0], dtype="int64"),
+        "max_epochs": np.array([0, 0, 0], dtype="int64"),
+        "images": pd.array([None, None, None], dtype="Int64"),
+        "stop_reason": [None, None, None],
         "seed": np.array([0, 1, 2], dtype="int64"),
         "error": [None, None, "ValueError: boom"],
         "started_at": [100.0, 102.0, 105.0],
@@ -343,7 +390,8 @@ def test_frames_with_cv_folds(store: Store) -> None:
     trials = store.trials_frame(["cv"])
     assert list(trials.columns) == [
         "run", "strategy", "trial_id", "number", "status", "param_units", "param_kernel_size", *BASE_METRICS,
-        "val_accuracy_std", "n_folds", "duration_s", "n_params", "epochs", "seed", "error", "started_at", "ended_at",
+        "val_accuracy_std", "n_folds", "duration_s", "n_params", "epochs", "max_epochs", "images", "stop_reason", "seed", "error", "started_at",
+        "ended_at",
     ]
     assert list(trials["param_kernel_size"]) == [3, "choice=3"]
     assert list(trials["n_folds"]) == [3, 3]
@@ -403,7 +451,8 @@ def test_empty_run_gives_empty_frames_with_the_base_columns(store: Store) -> Non
     assert trials.empty
     assert list(trials.columns) == [
         "run", "strategy", "trial_id", "number", "status", *BASE_METRICS,
-        "n_folds", "duration_s", "n_params", "epochs", "seed", "error", "started_at", "ended_at",
+        "n_folds", "duration_s", "n_params", "epochs", "max_epochs", "images", "stop_reason", "seed", "error", "started_at",
+        "ended_at",
     ]
     assert trials["val_accuracy"].dtype == np.dtype("float64")
     assert list(store.folds_frame("a").columns) == ["run", "trial_id", "fold", *BASE_METRICS]
@@ -485,7 +534,7 @@ def test_several_processes_write_one_file_at_once(tmp_path: Path) -> None:
         frame = s.trials_frame("shared")
         assert frame.groupby("param_worker").size().to_dict() == {"w0": 20, "w1": 20, "w2": 20}
         assert len(s.history_frame("shared")) == 600
-        assert s._conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert s._connection.get().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 _CHILD = r"""
@@ -532,7 +581,7 @@ def test_a_killed_writer_loses_only_the_trial_in_flight(tmp_path: Path) -> None:
     with Store(path) as s:
         _assert_same(s.get_trials("crash"), records)
         assert s.runs_frame()["n_trials"].tolist() == [2]
-        db = s._conn()
+        db = s._connection.get()
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
         assert db.execute("SELECT COUNT(*) FROM history").fetchone()[0] == 8

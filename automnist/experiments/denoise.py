@@ -3,7 +3,7 @@
 * :func:`compare_denoising` -- the seed's comparison: the same classifier configuration
   and seed trained and tested on clean, noisy and denoised images, as a DataFrame and,
   optionally, a stored run (strategy ``denoise-compare``, trials ``clean``, ``noisy``,
-  ``denoised``) that :func:`denoising_table` reads back.
+  ``denoised``) that :func:`automnist.aggregate.denoising_table` reads back.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from automnist.aggregate.denoise import COMPARE_STRATEGY, CONDITIONS, denoising_table
 from automnist.autoencoder import denoise_dataset
 from automnist.data import Dataset, apply_noise, load_dataset
-from automnist.errors import AutomnistError, SpecError
+from automnist.errors import SpecError
 from automnist.records import TrialRecord
 from automnist.runner import TrialData, run_trial
 from automnist.runs import create_spec_run, default_run_name
@@ -27,12 +28,7 @@ from automnist.store import Store
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CONDITIONS", "COMPARE_STRATEGY", "compare_denoising", "denoising_table"]
-
-#: The rows of :func:`compare_denoising`, in order.
-CONDITIONS = ("clean", "noisy", "denoised")
-#: ``strategy`` of the runs :func:`compare_denoising` stores.
-COMPARE_STRATEGY = "denoise-compare"
+__all__ = ["CONDITIONS", "COMPARE_STRATEGY", "compare_denoising"]
 
 
 def compare_denoising(
@@ -105,7 +101,8 @@ def compare_denoising(
         note["denoise"]["filters"] = list(cfg.filters)
         note["noise"]["on"] = list(noise.on)
         try:
-            create_spec_run(store, name, spec, strategy=COMPARE_STRATEGY, seed=seed, extra_config={"denoise_compare": note})
+            create_spec_run(store, name, spec, kind="denoise", strategy=COMPARE_STRATEGY, seed=seed,
+                            extra_config={"denoise_compare": note})
         except BaseException:
             store.close()
             raise
@@ -140,38 +137,3 @@ def compare_denoising(
         **{m: [r.metrics.get(m, np.nan) for r in records] for m in ("test_accuracy", "test_loss", "val_accuracy")},
     })
     return denoising_table(frame)
-
-
-def denoising_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Clean / noisy / denoised accuracy from the trials of a ``denoise-compare`` run.
-
-    Parameters
-    ----------
-    trials : DataFrame
-        ``Store.trials_frame(run)`` of a run written by :func:`compare_denoising` (or any
-        frame with ``trial_id`` in :data:`CONDITIONS` and the metric columns).
-
-    Returns
-    -------
-    DataFrame
-        ``condition, test_accuracy, test_loss, val_accuracy, status, trial_id, run`` in the
-        order clean, noisy, denoised (conditions missing from ``trials`` are left out).
-
-    Raises
-    ------
-    AutomnistError
-        When ``trials`` holds none of the conditions.
-    """
-    import pandas as pd
-
-    rows = trials[trials["trial_id"].isin(CONDITIONS)].copy()
-    if rows.empty:
-        raise AutomnistError(f"no {', '.join(CONDITIONS)} trials: not a {COMPARE_STRATEGY} run")
-    rows["condition"] = pd.Categorical(rows["trial_id"], categories=CONDITIONS, ordered=True)
-    rows = rows.sort_values("condition").reset_index(drop=True)
-    rows["condition"] = rows["condition"].astype(str)
-    cols = ["condition", "test_accuracy", "test_loss", "val_accuracy", "status", "trial_id", "run"]
-    for c in cols:
-        if c not in rows:
-            rows[c] = np.nan
-    return rows[cols]

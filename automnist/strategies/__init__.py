@@ -1,6 +1,6 @@
 """Ways of searching.  Each module exposes ``run(ctx)`` and ``planned_trials(spec)``.
 
-``ctx`` is a :class:`automnist.search.SearchContext`; a strategy proposes configurations
+``ctx`` is a :class:`automnist.context.SearchContext`; a strategy proposes configurations
 and calls ``ctx.evaluate(trial_id, params)`` for each (or ``ctx.add_record`` for
 trials trained by scikit-learn itself).
 """
@@ -13,6 +13,7 @@ from types import ModuleType
 __all__ = ["get_strategy", "STRATEGY_MODULES"]
 
 STRATEGY_MODULES = {
+    "auto": "auto",
     "random": "keras_tuner",
     "bayesian": "keras_tuner",
     "hyperband": "keras_tuner",

@@ -7,26 +7,27 @@ Keras Tuner's distributed mode (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP`
 ``KERASTUNER_ORACLE_PORT``) works unchanged: the chief runs the oracle, every worker
 runs ``automnist search`` with the same spec and run name and writes to the same store.
 
-For users who drive Keras Tuner themselves, :class:`SpecHyperModel` is a plain
-``keras_tuner.HyperModel`` whose ``fit`` honours searched ``batch_size``, ``epochs``
-and ``validation_split``.
+For users who drive Keras Tuner themselves, :mod:`automnist.hypermodel` has a plain
+``keras_tuner.HyperModel`` made from a spec.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from automnist.space import declare, sklearn_grid
 from automnist.spec import SearchSpec
 
-__all__ = ["run", "planned_trials", "make_oracle", "SpecHyperModel"]
+if TYPE_CHECKING:
+    from automnist.context import SearchContext
+
+__all__ = ["run", "planned_trials", "make_oracle"]
 
 
 def planned_trials(spec: SearchSpec) -> int | None:
     """How many trials the progress bar expects."""
     if spec.search.strategy == "grid":
-        from automnist.space import sklearn_grid
-
         n = 1
         for values in sklearn_grid(spec).values():
             n *= len(values)
@@ -78,12 +79,10 @@ def make_oracle(spec: SearchSpec, hp: Any, deadline: float | None = None) -> Any
     return _budgeted(cls, deadline, s.max_trials)(**common, **extra)
 
 
-def run(ctx: Any) -> None:
+def run(ctx: SearchContext) -> None:
     """Search with Keras Tuner; every trial goes through ``ctx.evaluate``."""
     import keras_tuner as kt
     from keras_tuner.engine.base_tuner import BaseTuner
-
-    from automnist.space import declare
 
     spec = ctx.spec
     hp = kt.HyperParameters()
@@ -97,8 +96,14 @@ def run(ctx: Any) -> None:
     class AutomnistTuner(BaseTuner):
         def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
             values = declare(trial.hyperparameters.copy(), spec)
-            epochs = trial.hyperparameters.values.get("tuner/epochs")
-            record = ctx.evaluate(trial.trial_id, values, epochs=epochs, number=_number(trial.trial_id))
+            tuner_values = trial.hyperparameters.values
+            epochs = tuner_values.get("tuner/epochs")
+            # Hyperband: a promoted configuration continues the models of the trial it comes from
+            record = ctx.evaluate(trial.trial_id, values, epochs=epochs, number=_number(trial.trial_id),
+                                  resume_from=tuner_values.get("tuner/trial_id"),
+                                  initial_epoch=int(tuner_values.get("tuner/initial_epoch") or 0),
+                                  checkpoint=spec.search.strategy == "hyperband",
+                                  rung_epochs=(epochs,) if epochs else ())
             value = record.objective(spec.objective.name) if record.status == "ok" else None
             if value is None or value != value:
                 raise kt.errors.FailedTrialError(f"{record.status}: {record.error}")
@@ -117,59 +122,3 @@ def run(ctx: Any) -> None:
 
 def _number(trial_id: str) -> int | None:
     return int(trial_id) if str(trial_id).isdigit() else None
-
-
-def _spec_hypermodel_base() -> type:
-    import keras_tuner as kt
-
-    return kt.HyperModel
-
-
-class SpecHyperModel:
-    """A ``keras_tuner.HyperModel`` built from a spec, for driving Keras Tuner directly.
-
-    ``fit`` overrides the defaults with the trial's ``batch_size``, ``epochs`` and
-    ``validation_split`` so they can be searched like any other hyperparameter::
-
-        hm = SpecHyperModel(load_spec("search_spaces/demo.yaml"), input_shape=(8, 8, 1), n_classes=10)
-        keras_tuner.RandomSearch(hm, objective="val_accuracy", max_trials=3).search(x, y)
-    """
-
-    def __new__(cls, spec: SearchSpec, input_shape: tuple[int, ...], n_classes: int) -> Any:
-        base = _spec_hypermodel_base()
-
-        class _SpecHyperModel(base):  # type: ignore[misc, valid-type]
-            def __init__(self) -> None:
-                super().__init__(name=f"automnist_{spec.name}", tunable=True)
-                self.spec = spec
-                self.input_shape = tuple(input_shape)
-                self.n_classes = int(n_classes)
-
-            def build(self, hp: Any) -> Any:
-                from automnist.builders import build_model
-                from automnist.space import declare
-
-                values = declare(hp, self.spec)
-                return build_model(values, self.input_shape, self.n_classes, model=self.spec.model)
-
-            def fit(self, hp: Any, model: Any, x: Any, y: Any, validation_data: Any = None, **kwargs: Any) -> Any:
-                from automnist.runner import encode_labels, fit_model, split_indices
-                from automnist.space import declare
-
-                values = declare(hp, self.spec)
-                loss = str(values["loss"])
-                y_enc = encode_labels(y, self.n_classes, loss)
-                if validation_data is None:
-                    vs = float(values.get("validation_split") or self.spec.data.validation_split)
-                    (tr, va), = split_indices(y, cv=None, validation_split=vs, seed=self.spec.search.seed)
-                    validation_data = (x[va], y_enc[va])
-                    x, y_enc = x[tr], y_enc[tr]
-                else:
-                    vx, vy = validation_data
-                    validation_data = (vx, encode_labels(vy, self.n_classes, loss))
-                epochs = int(values.get("epochs") or kwargs.pop("epochs", None) or self.spec.search.epochs)
-                kwargs.pop("batch_size", None)
-                return fit_model(model, values, x, y_enc, epochs=epochs, validation_data=validation_data,
-                                 callbacks=kwargs.get("callbacks"), verbose=kwargs.get("verbose", 0))
-
-        return _SpecHyperModel()

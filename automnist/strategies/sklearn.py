@@ -2,7 +2,7 @@
 
 scikit-learn's own search classes (``GridSearchCV``, ``RandomizedSearchCV``,
 ``HalvingGridSearchCV`` / ``HalvingRandomSearchCV``) search a
-:class:`~automnist.estimator.KerasCNNClassifier` set to the spec's fixed values, with
+:class:`~automnist.KerasCNNClassifier` set to the spec's fixed values, with
 
 * the candidates from :func:`automnist.space.sklearn_grid` (grid, halving over a discrete
   space; a continuous range is a :class:`~automnist.errors.SpecError`) or
@@ -21,7 +21,7 @@ held-out scores (``accuracy``/``loss`` of the training folds), ``*_std`` their s
 deviations (ddof=1, as the runner), ``folds`` each fold's scores, ``duration_s`` is
 ``mean_fit_time * n_splits``.  The best candidate is refit on the whole training split,
 evaluated on the test split (``test_accuracy``, ``test_loss``) and saved with
-:func:`automnist.search.save_best_model`.
+:func:`automnist.artifacts.save_best_model`.
 
 Limits: scikit-learn searches are atomic, so ``search.time_budget`` is only checked before
 the search starts, and a resumed run that was interrupted searches again (a finished one
@@ -34,10 +34,18 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from automnist.errors import SpecError
+from automnist.artifacts import save_best_model
+from automnist.builders import build_model, resolve_learning_rate
+from automnist.errors import InfeasibleConfig, SpecError
+from automnist.records import TrialRecord, best_trial, objective_direction
+from automnist.sklearn_api.classifier import KerasCNNClassifier, estimator_params
+from automnist.space import complete_config, sklearn_distributions, sklearn_grid
 from automnist.spec import DEFAULTS, ChoiceParam, FloatParam, IntParam, SearchSpec
+
+if TYPE_CHECKING:
+    from automnist.context import SearchContext
 
 __all__ = ["run", "planned_trials", "REFITS_BEST"]
 
@@ -45,20 +53,6 @@ __all__ = ["run", "planned_trials", "REFITS_BEST"]
 REFITS_BEST = True
 
 _SCORERS = {"val_accuracy": "accuracy", "val_loss": "neg_log_loss"}
-
-
-def _plain(v: Any) -> Any:
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    return v
 
 
 def _check_spec(spec: SearchSpec) -> None:
@@ -86,8 +80,6 @@ def _discrete(spec: SearchSpec) -> bool:
 
 
 def _grid_size(spec: SearchSpec) -> int:
-    from automnist.space import sklearn_grid
-
     n = 1
     for values in sklearn_grid(spec).values():
         n *= len(values)
@@ -96,7 +88,7 @@ def _grid_size(spec: SearchSpec) -> int:
 
 def _objective_metric(spec: SearchSpec) -> str:
     """The held-out metric scikit-learn ranks by: ``val_loss`` for a loss objective."""
-    return "val_loss" if spec.objective.name.endswith("loss") else "val_accuracy"
+    return "val_loss" if objective_direction(spec.objective.name) == "min" else "val_accuracy"
 
 
 def planned_trials(spec: SearchSpec) -> int | None:
@@ -117,8 +109,6 @@ def planned_trials(spec: SearchSpec) -> int | None:
 
 
 def _base_estimator(spec: SearchSpec) -> Any:
-    from automnist.estimator import KerasCNNClassifier, estimator_params
-
     fixed = spec.fixed_values()
     params = estimator_params(fixed)
     params["epochs"] = int(fixed.get("epochs") or spec.search.epochs)
@@ -129,8 +119,6 @@ def _make_search(spec: SearchSpec, estimator: Any, cv: Any, verbose: int) -> tup
     """The scikit-learn search object and ``{metric: scorer key in cv_results_}``."""
     import numpy as np
     from sklearn.model_selection import GridSearchCV, ParameterGrid, RandomizedSearchCV
-
-    from automnist.space import sklearn_distributions, sklearn_grid
 
     s = spec.search
     common: dict[str, Any] = dict(cv=cv, n_jobs=s.n_jobs, refit=False, error_score=np.nan,
@@ -175,9 +163,6 @@ def _model_size(
     values: dict[str, Any], input_shape: tuple[int, ...], n_classes: int, model: str
 ) -> tuple[int | None, str | None]:
     """(parameter count, None), or (None, why the configuration cannot be built)."""
-    from automnist.builders import build_model
-    from automnist.errors import InfeasibleConfig
-
     try:
         net = build_model(values, input_shape, n_classes, model=model, compile=False)
     except InfeasibleConfig as exc:
@@ -187,13 +172,10 @@ def _model_size(
     return int(net.count_params()), None
 
 
-def _records(ctx: Any, search: Any, keys: dict[str, str], failures: list[str], t0: float, t1: float,
-             n_splits: int, default_epochs: int) -> list[Any]:
+def _records(ctx: SearchContext, search: Any, keys: dict[str, str], failures: list[str], t0: float, t1: float,
+             n_splits: int, default_epochs: int) -> list[TrialRecord]:
     import keras
     import numpy as np
-
-    from automnist.builders import resolve_learning_rate
-    from automnist.records import TrialRecord
 
     spec = ctx.spec
     results = search.cv_results_
@@ -201,7 +183,7 @@ def _records(ctx: Any, search: Any, keys: dict[str, str], failures: list[str], t
     failure = _failure_summary(failures)
     records = []
     for i, candidate in enumerate(results["params"]):
-        values = resolve_learning_rate(spec.complete(_plain(candidate)))
+        values = resolve_learning_rate(complete_config(spec, candidate))
         record = TrialRecord(trial_id=f"{i:04d}", number=i, params=values, seed=spec.search.seed,
                              started_at=t0, ended_at=t1)
         record.epochs = int(values.get("epochs") or default_epochs)
@@ -228,28 +210,21 @@ def _records(ctx: Any, search: Any, keys: dict[str, str], failures: list[str], t
     return records
 
 
-def _pick_best(ctx: Any, records: list[Any], results: dict[str, Any]) -> int | None:
+def _pick_best(ctx: SearchContext, records: list[TrialRecord], results: dict[str, Any]) -> int | None:
     """Index of the best ok record; for halving, among the last iteration's candidates."""
     import numpy as np
 
-    name = ctx.spec.objective.name
-    allowed = range(len(records))
+    allowed = list(range(len(records)))
     if "iter" in results:
         last = int(np.max(results["iter"]))
         allowed = [i for i in allowed if int(results["iter"][i]) == last]
-    best = None
-    for i in allowed:
-        r = records[i]
-        if r.status == "ok" and ctx.better(r.objective(name), None if best is None else records[best].objective(name)):
-            best = i
-    return best
+    best = best_trial([records[i] for i in allowed], ctx.spec.objective.name, ctx.spec.objective.direction)
+    return None if best is None else next(i for i in allowed if records[i] is best)
 
 
-def _refit_and_save(ctx: Any, search: Any, index: int, record: Any) -> None:
+def _refit_and_save(ctx: SearchContext, search: Any, index: int, record: TrialRecord) -> None:
     """Train the best candidate on the whole training split, test it, save it."""
     from sklearn.base import clone
-
-    from automnist.artifacts import save_best_model
 
     data = ctx.data
     estimator = clone(search.estimator).set_params(**search.cv_results_["params"][index])
@@ -261,7 +236,7 @@ def _refit_and_save(ctx: Any, search: Any, index: int, record: Any) -> None:
     save_best_model(estimator.model_, ctx.dataset, ctx.run_dir, record.trial_id)
 
 
-def _reload_finished(ctx: Any) -> bool:
+def _reload_finished(ctx: SearchContext) -> bool:
     """On resume: re-track a finished grid/random search instead of searching again."""
     n = planned_trials(ctx.spec)
     if ctx.spec.search.strategy == "sklearn-halving" or not n:
@@ -274,7 +249,7 @@ def _reload_finished(ctx: Any) -> bool:
     return True
 
 
-def run(ctx: Any) -> None:
+def run(ctx: SearchContext) -> None:
     """Run the spec's scikit-learn search and commit one record per candidate."""
     from sklearn.exceptions import FitFailedWarning
     from sklearn.model_selection import StratifiedKFold

@@ -1,25 +1,79 @@
-"""Figures of one-factor-at-a-time sweeps (seed 004, figures 3.7 to 3.20).
+"""Figures of the runs that are not searches: learning-rate range tests, one-factor-at-a-time
+sweeps (seed 004, figures 3.7 to 3.20) and clean / noisy / denoised comparisons.
 
 DataFrames in, a matplotlib ``Figure`` out, no file I/O.  The numbers come from
-:func:`automnist.strategies.sweep.sweep_curves` / :func:`~automnist.strategies.sweep.sweep_values`,
-so they are tested without pictures.
+:mod:`automnist.aggregate` (``lr_find_curves``, ``sweep_curves``, ``sweep_values``,
+``denoising_table``), so they are tested without pictures.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
+from automnist.aggregate import sweep_curves
+from automnist.plots._style import empty, new_figure, styled
+
 if TYPE_CHECKING:
-    import pandas as pd
     from matplotlib.figure import Figure
 
     from automnist.spec import SearchSpec
 
-__all__ = ["plot_sweep_curves", "plot_sweep_values"]
+__all__ = ["plot_denoising", "plot_lr_find", "plot_sweep_curves", "plot_sweep_values"]
 
 _METRIC_LABELS = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
                   "accuracy": "training accuracy", "loss": "training loss"}
+
+
+def plot_lr_find(curves: pd.DataFrame, *, show_raw: bool = True) -> Figure:
+    """Loss against learning rate (log x), one line per optimizer, the suggestion marked.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        :func:`automnist.aggregate.lr_find_curves` (with ``suggested_lr`` for the markers).
+    show_raw : bool
+        Also draw the raw per-batch loss, faintly.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = new_figure(7.5, 4.5)
+    if curves.empty:
+        empty(ax, "no range-test curves")
+        return fig
+    several_runs = curves["run"].nunique() > 1
+    low, high = math.inf, -math.inf
+    for (run, opt), c in curves.groupby(["run", "optimizer"], sort=False):
+        label = f"{run}: {opt}" if several_runs else str(opt)
+        sm = c["smoothed_loss"].to_numpy(dtype=float)
+        line = ax.plot(c["lr"], sm, label=label)[0]
+        if show_raw:
+            ax.plot(c["lr"], c["loss"], color=line.get_color(), alpha=0.2, linewidth=0.8)
+        finite = sm[np.isfinite(sm)]
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite[0]))
+        lr = c["suggested_lr"].iloc[0] if "suggested_lr" in c else math.nan
+        if lr is not None and np.isfinite(lr):
+            y = float(np.interp(np.log10(lr), np.log10(c["lr"].to_numpy(float)), sm))
+            ax.plot([lr], [y], marker="o", markersize=7, color=line.get_color())
+            ax.annotate(f"{lr:.2g}", (lr, y), textcoords="offset points", xytext=(4, 6), fontsize=8,
+                        color=line.get_color())
+    ax.set_xscale("log")
+    if math.isfinite(low) and math.isfinite(high) and high > low:
+        pad = (high - low) * 0.1
+        ax.set_ylim(low - pad, high + 3 * pad)  # the divergence would squash the useful part
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.set_title("Learning-rate range test (dot: suggested learning rate)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
 
 
 def plot_sweep_curves(
@@ -52,22 +106,18 @@ def plot_sweep_curves(
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
-
-    from automnist.strategies.sweep import sweep_curves
 
     curves = sweep_curves(history, trials, spec, metrics=metrics)
     order = list(dict.fromkeys(curves["param"])) if not curves.empty else []
     if params is not None:
         order = [p for p in order if p in params]
     n_rows = max(len(order), 1)
-    fig = Figure(figsize=(4.2 * len(metrics), 2.8 * n_rows), layout="constrained")
-    axes = fig.subplots(n_rows, len(metrics), squeeze=False)
+    fig, axes = new_figure(4.2 * len(metrics), 2.8 * n_rows, nrows=n_rows, ncols=len(metrics), squeeze=False)
     if not order:
-        axes[0][0].text(0.5, 0.5, "no per-epoch history in this sweep", ha="center", va="center")
         for ax in axes.ravel():
             ax.set_axis_off()
+        empty(axes[0][0], "no per-epoch history in this sweep")
         return fig
     for r, param in enumerate(order):
         sub = curves[curves["param"] == param]
@@ -107,7 +157,7 @@ def plot_sweep_values(values: pd.DataFrame, *, objective: str = "val_accuracy") 
     Parameters
     ----------
     values : DataFrame
-        :func:`automnist.strategies.sweep.sweep_values` of a sweep run.
+        :func:`automnist.aggregate.sweep_values` of a sweep run.
     objective : str
         Axis label.
 
@@ -115,16 +165,13 @@ def plot_sweep_values(values: pd.DataFrame, *, objective: str = "val_accuracy") 
     -------
     matplotlib.figure.Figure
     """
-    import numpy as np
-    from matplotlib.figure import Figure
-
     trained = values[values["n"] > 0]
     order = list(dict.fromkeys(trained["param"]))
     n = max(len(order), 1)
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig = Figure(figsize=(3.4 * cols, 2.8 * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    fig, grid = new_figure(3.4 * cols, 2.8 * rows, nrows=rows, ncols=cols, squeeze=False)
+    axes = grid.ravel()
     for ax in axes[len(order):]:
         ax.set_axis_off()
     if not order:
@@ -153,4 +200,31 @@ def plot_sweep_values(values: pd.DataFrame, *, objective: str = "val_accuracy") 
         ax.set_xlim(-0.6, len(sub) - 0.4)
         ax.set_title(param, fontsize=10)
         ax.set_ylabel(objective)
+    return fig
+
+
+@styled
+def plot_denoising(table: pd.DataFrame, metric: str = "test_accuracy") -> Figure:
+    """Bars of one classifier's ``metric`` on clean, noisy and denoised images.
+
+    Numbers from :func:`automnist.aggregate.denoising_table`; each bar is labelled with its
+    value, conditions that did not train are marked "failed".
+    """
+    fig, ax = new_figure(4.8, 3.0)
+    if table.empty:
+        empty(ax, "no conditions")
+        return fig
+    values = pd.to_numeric(table[metric], errors="coerce").to_numpy(dtype=float)
+    x = np.arange(len(table))
+    colors = {"clean": "C2", "noisy": "C3", "denoised": "C0"}
+    ax.bar(x, np.nan_to_num(values), color=[colors.get(str(c), "C7") for c in table["condition"]])
+    for xi, v in zip(x, values):
+        ax.annotate("failed" if math.isnan(v) else f"{v:.2%}" if metric.endswith("accuracy") else f"{v:.4g}",
+                    (xi, 0 if math.isnan(v) else v), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+    ax.set_xticks(x, [str(c) for c in table["condition"]])
+    finite = values[np.isfinite(values)]
+    if finite.size and metric.endswith("accuracy"):
+        ax.set_ylim(max(0.0, float(finite.min()) - 0.1), min(1.0, float(finite.max()) + 0.05))
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} on clean, noisy and denoised images")
     return fig

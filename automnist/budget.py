@@ -1,0 +1,98 @@
+"""A time budget, planned: what an epoch costs, how much to keep for the final model,
+and whether one more trial or epoch still fits.
+
+Costs are measured as the search goes, in seconds per training image and epoch (so a
+configuration measured on the training split predicts its refit on training +
+validation images): the median over the epochs seen for a configuration not tried yet,
+and the configuration's own cost for itself.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["BudgetPlan", "SAFETY"]
+
+#: Estimates are stretched by this factor before they are trusted with the budget.
+SAFETY = 1.15
+
+
+@dataclass
+class BudgetPlan:
+    """The plan of a budgeted search.
+
+    Parameters
+    ----------
+    deadline : float or None
+        ``time.time()`` at which the whole search, final model included, must end
+        (None: no budget; everything fits).
+    fit_images, refit_images : int
+        Training images of a trial and of the final refit (training + validation).
+    reserve_final : bool
+        Keep time for refitting the best configuration after the search.
+    """
+
+    deadline: float | None
+    fit_images: int
+    refit_images: int
+    reserve_final: bool = True
+    _costs: dict[str, list[float]] = field(default_factory=dict)  # trial id -> seconds per image-epoch
+    _first: dict[str, float] = field(default_factory=dict)  # trial id -> its first epoch (graph tracing included)
+    _overheads: list[float] = field(default_factory=list)  # seconds of a trial outside its epochs
+
+    # -- measuring
+    def epoch_done(self, trial_id: str, seconds: float, images: int | None = None) -> None:
+        """One epoch of ``trial_id`` took ``seconds`` on ``images`` training images (a
+        trial's first epoch also traces its graph: it counts only until a later one is seen)."""
+        cost = seconds / max(1, images or self.fit_images)
+        if str(trial_id) not in self._first:
+            self._first[str(trial_id)] = cost
+        else:
+            self._costs.setdefault(str(trial_id), []).append(cost)
+
+    def trial_done(self, seconds: float, epoch_seconds: float) -> None:
+        """A trial took ``seconds`` in all, ``epoch_seconds`` of them training."""
+        self._overheads.append(max(0.0, seconds - epoch_seconds))
+
+    # -- estimating
+    def epoch_seconds(self, trial_id: str | None = None, images: int | None = None) -> float | None:
+        """Seconds one epoch of ``trial_id`` (or of a configuration not tried yet) takes on
+        ``images`` images (default: a trial's), or None before anything was measured."""
+        key = None if trial_id is None else str(trial_id)
+        if key in self._costs:
+            per_image = statistics.median(self._costs[key])
+        elif self._costs:
+            per_image = statistics.median(c for costs in self._costs.values() for c in costs)
+        elif key in self._first:
+            per_image = self._first[key]
+        elif self._first:
+            per_image = statistics.median(self._first.values())
+        else:
+            return None
+        return per_image * (images or self.fit_images)
+
+    def overhead(self) -> float:
+        """Seconds a trial spends outside its epochs (building, evaluating, saving)."""
+        return statistics.median(self._overheads) if self._overheads else 0.0
+
+    def reserve(self, trial_id: str | None, epochs: int) -> float:
+        """Seconds to keep for refitting ``trial_id``'s configuration for ``epochs`` epochs
+        (one epoch more for tracing the new model's graph, and a trial's overhead)."""
+        if not self.reserve_final:
+            return 0.0
+        per_epoch = self.epoch_seconds(trial_id, self.refit_images)
+        if per_epoch is None:
+            return 0.0
+        return SAFETY * (per_epoch * (epochs + 1) + self.overhead())
+
+    # -- deciding
+    def search_deadline(self, trial_id: str | None, epochs: int) -> float | None:
+        """When the search itself must stop so the final model still fits."""
+        return None if self.deadline is None else self.deadline - self.reserve(trial_id, epochs)
+
+    def fits(self, seconds: float, trial_id: str | None, epochs: int) -> bool:
+        """Whether ``seconds`` more of search work end before :meth:`search_deadline`."""
+        end = self.search_deadline(trial_id, epochs)
+        return end is None or time.time() + SAFETY * seconds <= end

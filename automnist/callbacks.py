@@ -1,0 +1,89 @@
+"""The Keras callbacks a trial trains with, each saying why it stopped training.
+
+Every callback here sets ``stop_reason`` (one of :data:`automnist.records.STOP_REASONS`)
+when it ends training, so the runner records why a trial trained fewer epochs than
+planned: ``budget`` (:func:`deadline_callback`), ``early_stopping``
+(:func:`early_stopping_callback`) or ``pruned`` (:func:`pruning_callback`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from automnist.spec import EarlyStoppingSpec
+
+__all__ = ["deadline_callback", "early_stopping_callback", "pruning_callback", "stop_reason_of"]
+
+
+def deadline_callback(deadline: float) -> Any:
+    """Stop at the end of an epoch when the next epoch, as long as the slowest one so far,
+    would end after ``deadline`` (``time.time()`` seconds)."""
+    import keras
+
+    class Deadline(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stop_reason: str | None = None
+            self._epoch_start = 0.0
+            self._slowest = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._epoch_start = time.time()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            now = time.time()
+            self._slowest = max(self._slowest, now - self._epoch_start)
+            last = epoch + 1 >= int(self.params.get("epochs") or 0)
+            if not last and now + self._slowest >= deadline:
+                self.stop_reason = "budget"
+                self.model.stop_training = True
+
+    return Deadline()
+
+
+def early_stopping_callback(spec: EarlyStoppingSpec) -> Any:
+    """Keras' ``EarlyStopping`` with the spec's settings, restoring the best epoch's weights."""
+    import keras
+
+    class EarlyStopping(keras.callbacks.EarlyStopping):
+        @property
+        def stop_reason(self) -> str | None:
+            return "early_stopping" if self.stopped_epoch > 0 else None
+
+    return EarlyStopping(monitor=spec.monitor, patience=spec.patience, min_delta=spec.min_delta,
+                         restore_best_weights=True, mode="min" if spec.monitor.endswith("loss") else "max")
+
+
+def pruning_callback(report: Callable[[int, dict[str, float], float], str | None]) -> Any:
+    """Call ``report(epoch, logs, seconds)`` (1-based epoch, the seconds it took) after every
+    epoch and stop training when it returns a stop reason: ``"pruned"`` (e.g. optuna's
+    ``trial.report`` + ``should_prune``) or ``"budget"`` (the search's share of a time
+    budget is spent)."""
+    import keras
+
+    class Pruning(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stop_reason: str | None = None
+            self._epoch_start = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._epoch_start = time.time()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            seconds = time.time() - self._epoch_start
+            reason = report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()}, seconds)
+            if reason is not None:
+                self.stop_reason = reason
+                self.model.stop_training = True
+
+    return Pruning()
+
+
+def stop_reason_of(callbacks: list[Any]) -> str | None:
+    """The first stop reason any of ``callbacks`` gives (pruning before early stopping before
+    the budget), or None when training ran its planned epochs."""
+    reasons = {getattr(cb, "stop_reason", None) for cb in callbacks}
+    return next((r for r in ("pruned", "early_stopping", "budget") if r in reasons), None)

@@ -1,0 +1,63 @@
+"""The ``automnist`` command: a thin argparse layer over the library.
+
+:mod:`~automnist.cli.parser` declares the subcommands and options,
+:mod:`~automnist.cli.commands` runs each subcommand (one library call each), and
+:func:`main` ties them together.  TensorFlow is imported only by the subcommands that
+train, so ``automnist --help`` answers at once.  Errors that automnist raises on purpose
+(bad spec, missing data, unknown run) print one line and exit non-zero; they never show a
+traceback.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from importlib.metadata import version
+from typing import Any
+
+from automnist.cli.commands import EXIT_USAGE, HANDLERS
+from automnist.cli.parser import build_parser
+from automnist.errors import AutomnistError, SpecError
+
+__all__ = ["main", "build_parser"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"automnist {version('automnist')}")
+        return 0
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    previous = _interrupt_on_sigterm()
+    try:
+        return HANDLERS[args.command](args)
+    except SpecError as exc:
+        print(f"automnist: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AutomnistError as exc:
+        print(f"automnist: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("automnist: interrupted; finished trials are in the store (continue with --resume)", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Make SIGTERM (``kill``, ``timeout``, a CI job limit) end a command like Ctrl-C: the run
+    is marked interrupted and keeps its finished trials.  Returns the previous handler
+    (None when not in the main thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)

@@ -1,0 +1,132 @@
+"""The models kept after a search: the best configuration refit on training + validation
+images, and an optional ensemble of the top trials' models.
+
+``final: {refit: true}`` (the default of ``strategy: auto``) trains the best trial's
+configuration once more on every training image (the validation images included) for
+the epochs its learning curve supports (:func:`refit_epochs`), inside what is left of
+the time budget, and keeps it as ``best.keras`` (when the budget cuts it short, the
+search's best model, fully trained, stays the kept one).  ``final: {ensemble: K}`` averages the
+predicted probabilities of the top ``K`` fully trained trials' models (kept as the
+search runs, :meth:`SearchContext.keep_for_ensemble`).  What was done is returned and
+stored in the run's config under ``final``; the report shows the search's best, the
+refit and the ensemble on the test set side by side.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from automnist.artifacts import ENSEMBLE_DIR, save_best_model
+from automnist.records import TrialRecord, objective_direction
+from automnist.runner import run_trial
+
+if TYPE_CHECKING:
+    from automnist.context import SearchContext
+
+__all__ = ["refit_epochs", "finish", "ensemble_probabilities"]
+
+
+def refit_epochs(record: TrialRecord, objective: str, direction: str | None = None) -> int:
+    """The epochs ``record``'s learning curve supports: the epoch with its best validation
+    ``objective`` (fold mean), the epoch early stopping kept, or the epochs it trained."""
+    if "best_epoch" in record.metrics and math.isfinite(record.metrics["best_epoch"]):
+        return max(1, round(record.metrics["best_epoch"]))
+    curve: dict[int, list[float]] = {}
+    for h in record.history:
+        if h["metric"] == objective and math.isfinite(h["value"]):
+            curve.setdefault(int(h["epoch"]), []).append(float(h["value"]))
+    if not curve:
+        return max(1, record.epochs)
+    sign = 1.0 if objective_direction(objective, direction) == "max" else -1.0
+    epochs = sorted(curve)
+    means = [sign * float(np.mean(curve[e])) for e in epochs]
+    return epochs[int(np.argmax(means))]
+
+
+def finish(ctx: SearchContext) -> dict[str, Any]:
+    """Refit and/or ensemble after the search, as the spec's ``final:`` says.
+
+    Without either, a search with k-fold CV still trains and saves one model of the best
+    configuration (the folds kept none).
+
+    Returns
+    -------
+    dict
+        ``search_best`` (the trial, its objective and test accuracy), and when done,
+        ``refit`` (epochs, images, seconds, test accuracy and loss) and ``ensemble``
+        (members, test accuracy); empty when nothing was done.
+    """
+    spec, best = ctx.spec, ctx.best
+    if best is None or best.status != "ok":
+        return {}
+    if not (spec.refits or spec.final.ensemble > 1):
+        if spec.search.cv:  # k-fold CV kept no single model: train one on the training split
+            _refit_cv_best(ctx, best)
+        return {}
+    note: dict[str, Any] = {"search_best": {
+        "trial_id": best.trial_id, spec.objective.name: best.objective(spec.objective.name),
+        "test_accuracy": best.metrics.get("test_accuracy"), "epochs": best.epochs, "images": best.images}}
+    if spec.refits:
+        note["refit"] = _refit(ctx, best)
+    if spec.final.ensemble > 1:
+        note["ensemble"] = _ensemble(ctx)
+    return note
+
+
+def _refit(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
+    epochs = refit_epochs(best, ctx.spec.objective.name, ctx.spec.objective.direction)
+    t0 = time.time()
+
+    def save(model: Any, record: TrialRecord) -> None:
+        if record.stop_reason != "budget":  # cut short: the search's fully trained best stays the kept model
+            save_best_model(model, ctx.dataset, ctx.run_dir, f"{best.trial_id}-refit")
+
+    record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-refit", model=ctx.spec.model,
+                       epochs=epochs, validation_split=ctx.spec.data.validation_split, holdout=False,
+                       seed=best.seed, split_seed=ctx.spec.search.seed, deadline=ctx.deadline, on_model=save)
+    out = {"trial_id": best.trial_id, "status": record.status, "epochs": record.epochs, "planned_epochs": epochs,
+           "images": record.images, "seconds": round(time.time() - t0, 2),
+           "test_accuracy": record.metrics.get("test_accuracy"), "test_loss": record.metrics.get("test_loss")}
+    out["kept"] = record.status == "ok" and record.stop_reason != "budget"
+    if record.error:
+        out["error"] = record.error + ("; the search's best model is kept instead" if not out["kept"] else "")
+    return out
+
+
+def _refit_cv_best(ctx: SearchContext, best: TrialRecord) -> None:
+    """Train the best configuration on the training split (hold-out validation as usual)
+    and save it: with k-fold CV the search kept no single model."""
+
+    def save(model: Any, record: TrialRecord) -> None:
+        save_best_model(model, ctx.dataset, ctx.run_dir, best.trial_id)
+
+    run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-refit", model=ctx.spec.model,
+              epochs=best.epochs or ctx.spec.search.epochs, validation_split=ctx.spec.data.validation_split,
+              cv=None, seed=best.seed, split_seed=ctx.spec.search.seed, on_model=save)
+
+
+def _ensemble(ctx: SearchContext) -> dict[str, Any]:
+    """Average the kept members' test probabilities (the test set is only scored, never
+    used to choose)."""
+    import keras
+
+    directory = ctx.run_dir / ENSEMBLE_DIR
+    members = sorted(directory.glob("*.keras")) if directory.is_dir() else []
+    ds = ctx.dataset
+    if not members or ds.x_test is None or not len(ds.x_test):
+        return {"members": [p.stem for p in members], "test_accuracy": None}
+    probs = [np.asarray(keras.saving.load_model(p, safe_mode=True).predict(ds.x_test, batch_size=512, verbose=0),
+                        dtype=np.float32) for p in members]
+    keras.backend.clear_session(free_memory=True)
+    mean = ensemble_probabilities(probs)
+    accuracy = float(np.mean(mean.argmax(axis=1) == np.asarray(ds.y_test)))
+    return {"members": [p.stem for p in members], "test_accuracy": accuracy}
+
+
+def ensemble_probabilities(probs: list[np.ndarray]) -> np.ndarray:
+    """The ensemble's class probabilities: the mean of its members'."""
+    return np.mean(np.stack(probs), axis=0)
