@@ -13,10 +13,13 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["BudgetPlan", "SAFETY"]
+__all__ = ["BudgetPlan", "SAFETY", "MAX_RESERVE"]
 
 #: Estimates are stretched by this factor before they are trusted with the budget.
 SAFETY = 1.15
+#: The reserve for the final model never takes more than this share of the budget: a refit
+#: that needs more is not planned for (the search's best model is kept instead).
+MAX_RESERVE = 0.25
 
 
 @dataclass
@@ -28,6 +31,8 @@ class BudgetPlan:
     deadline : float or None
         ``time.time()`` at which the whole search, final model included, must end
         (None: no budget; everything fits).
+    budget : float, optional
+        The whole budget in seconds; the reserve is at most :data:`MAX_RESERVE` of it.
     fit_images, refit_images : int
         Training images of a trial and of the final refit (training + validation).
     reserve_final : bool
@@ -38,6 +43,7 @@ class BudgetPlan:
     fit_images: int
     refit_images: int
     reserve_final: bool = True
+    budget: float | None = None  # seconds in all (caps the reserve at MAX_RESERVE of it)
     _costs: dict[str, list[float]] = field(default_factory=dict)  # trial id -> seconds per image-epoch
     _first: dict[str, float] = field(default_factory=dict)  # trial id -> its first epoch (graph tracing included)
     _overheads: list[float] = field(default_factory=list)  # seconds of a trial outside its epochs
@@ -77,15 +83,33 @@ class BudgetPlan:
         """Seconds a trial spends outside its epochs (building, evaluating, saving)."""
         return statistics.median(self._overheads) if self._overheads else 0.0
 
-    def reserve(self, trial_id: str | None, epochs: int) -> float:
-        """Seconds to keep for refitting ``trial_id``'s configuration for ``epochs`` epochs
-        (one epoch more for tracing the new model's graph, and a trial's overhead)."""
-        if not self.reserve_final:
-            return 0.0
+    def refit_seconds(self, trial_id: str | None, epochs: int) -> float | None:
+        """Seconds a refit of ``trial_id``'s configuration for ``epochs`` epochs on the refit
+        images takes: its first epoch (graph tracing included), the others, a trial's
+        overhead; None before anything was measured."""
         per_epoch = self.epoch_seconds(trial_id, self.refit_images)
         if per_epoch is None:
+            return None
+        first = self._first.get(str(trial_id)) if trial_id is not None else None
+        first_epoch = max(per_epoch, first * self.refit_images) if first is not None else 2 * per_epoch
+        return first_epoch + per_epoch * max(0, epochs - 1) + self.overhead()
+
+    def refit_epochs_within(self, trial_id: str | None, seconds: float, epochs: int) -> int:
+        """How many of ``epochs`` refit epochs fit in ``seconds`` (stretched by :data:`SAFETY`)."""
+        for n in range(epochs, 0, -1):
+            cost = self.refit_seconds(trial_id, n)
+            if cost is None or SAFETY * cost <= seconds:
+                return n
+        return 0
+
+    def reserve(self, trial_id: str | None, epochs: int) -> float:
+        """Seconds to keep for refitting ``trial_id``'s configuration for ``epochs`` epochs."""
+        cost = self.refit_seconds(trial_id, epochs) if self.reserve_final else None
+        if cost is None:
             return 0.0
-        return SAFETY * (per_epoch * (epochs + 1) + self.overhead())
+        reserve = SAFETY * cost
+        # a refit that cannot fit in its share would be skipped anyway: keep nothing back for it
+        return reserve if self.budget is None or reserve <= MAX_RESERVE * self.budget else 0.0
 
     # -- deciding
     def search_deadline(self, trial_id: str | None, epochs: int) -> float | None:

@@ -8,13 +8,29 @@ planned: ``budget`` (:func:`deadline_callback`), ``early_stopping``
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from automnist.spec import EarlyStoppingSpec
 
-__all__ = ["deadline_callback", "early_stopping_callback", "pruning_callback", "stop_reason_of"]
+__all__ = ["deadline_callback", "early_stopping_callback", "nan_callback", "pruning_callback", "stop_reason_of"]
+
+
+def nan_callback() -> Any:
+    """Stop at the end of an epoch whose loss is NaN or infinite (the runner then records
+    the trial as diverged).  Keras' ``TerminateOnNaN`` checks every batch, which makes Keras
+    fetch each batch's logs from the device and slows every trial down."""
+    import keras
+
+    class StopOnNaN(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return StopOnNaN()
 
 
 def deadline_callback(deadline: float) -> Any:

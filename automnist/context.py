@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from automnist.artifacts import ENSEMBLE_DIR, keep_member, save_best_model
+from automnist.budget import BudgetPlan
 from automnist.builders import resolve_learning_rate
 from automnist.data import Dataset
 from automnist.progress import SearchProgress
@@ -40,6 +41,7 @@ class SearchContext:
     progress: SearchProgress | None = None
     resume: bool = False
     verbose: int = 0
+    plan: BudgetPlan | None = None  # a budget-aware strategy's measured costs (automnist.final reads them)
     trials: list[TrialRecord] = field(default_factory=list)
     best: TrialRecord | None = None
     _done: dict[str, TrialRecord] = field(default_factory=dict)

@@ -4,8 +4,8 @@ images, and an optional ensemble of the top trials' models.
 ``final: {refit: true}`` (the default of ``strategy: auto``) trains the best trial's
 configuration once more on every training image (the validation images included) for
 the epochs its learning curve supports (:func:`refit_epochs`), inside what is left of
-the time budget, and keeps it as ``best.keras`` (when the budget cuts it short, the
-search's best model, fully trained, stays the kept one).  ``final: {ensemble: K}`` averages the
+the time budget, and keeps it as ``best.keras`` (when the budget cuts it short of the
+search's best trial's epochs, the search's best model stays the kept one).  ``final: {ensemble: K}`` averages the
 predicted probabilities of the top ``K`` fully trained trials' models (kept as the
 search runs, :meth:`SearchContext.keep_for_ensemble`).  What was done is returned and
 stored in the run's config under ``final``; the report shows the search's best, the
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from automnist.artifacts import ENSEMBLE_DIR, save_best_model
+from automnist.budget import SAFETY
 from automnist.records import TrialRecord, objective_direction
 from automnist.runner import run_trial
 
@@ -31,10 +32,13 @@ __all__ = ["refit_epochs", "finish", "ensemble_probabilities"]
 
 
 def refit_epochs(record: TrialRecord, objective: str, direction: str | None = None) -> int:
-    """The epochs ``record``'s learning curve supports: the epoch with its best validation
-    ``objective`` (fold mean), the epoch early stopping kept, or the epochs it trained."""
+    """The epochs ``record``'s learning curve supports: the epoch early stopping kept, or the
+    epoch with its best validation ``objective`` (fold mean).  A trial cut short (pruned or
+    by the budget) has not shown where its curve peaks: its planned ``max_epochs``."""
     if "best_epoch" in record.metrics and math.isfinite(record.metrics["best_epoch"]):
         return max(1, round(record.metrics["best_epoch"]))
+    if not record.fully_trained and record.max_epochs > record.epochs:
+        return record.max_epochs
     curve: dict[int, list[float]] = {}
     for h in record.history:
         if h["metric"] == objective and math.isfinite(h["value"]):
@@ -77,21 +81,42 @@ def finish(ctx: SearchContext) -> dict[str, Any]:
     return note
 
 
+def _epochs_that_fit(ctx: SearchContext, best: TrialRecord, epochs: int) -> int:
+    """How many of ``epochs`` refit epochs end before the deadline, judged by what an epoch
+    of ``best`` cost (scaled to the refit's images; one epoch more for tracing the graph)."""
+    if ctx.deadline is None:
+        return epochs
+    left = ctx.deadline - time.time()
+    if ctx.plan is not None and ctx.plan.refit_seconds(best.trial_id, 1) is not None:
+        return ctx.plan.refit_epochs_within(best.trial_id, left, epochs)  # the strategy's own measurements
+    trained = sum(1 for h in best.history if h["fold"] == 0 and h["metric"] == "loss") or best.epochs or 1
+    per_epoch = best.duration_s / trained * len(ctx.data.y_train) / max(1, best.images or len(ctx.data.y_train))
+    return max(0, min(epochs, int(left / (SAFETY * per_epoch)) - 1))
+
+
 def _refit(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
-    epochs = refit_epochs(best, ctx.spec.objective.name, ctx.spec.objective.direction)
+    planned = refit_epochs(best, ctx.spec.objective.name, ctx.spec.objective.direction)
+    epochs = _epochs_that_fit(ctx, best, planned)
+    out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned}
+    if epochs < min(planned, best.epochs):  # no time left to train as long as the search's best did
+        return {**out, "status": "skipped", "epochs": 0, "kept": False,
+                "error": f"only {epochs} of {planned} epochs fit in the budget left; the search's best model is kept"}
     t0 = time.time()
 
+    def keep(record: TrialRecord) -> bool:
+        # cut short by the budget, the refit is kept only if it still trained as long as the search's best
+        return record.status == "ok" and (record.stop_reason != "budget" or record.epochs >= best.epochs)
+
     def save(model: Any, record: TrialRecord) -> None:
-        if record.stop_reason != "budget":  # cut short: the search's fully trained best stays the kept model
+        if keep(record):
             save_best_model(model, ctx.dataset, ctx.run_dir, f"{best.trial_id}-refit")
 
     record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-refit", model=ctx.spec.model,
                        epochs=epochs, validation_split=ctx.spec.data.validation_split, holdout=False,
                        seed=best.seed, split_seed=ctx.spec.search.seed, deadline=ctx.deadline, on_model=save)
-    out = {"trial_id": best.trial_id, "status": record.status, "epochs": record.epochs, "planned_epochs": epochs,
-           "images": record.images, "seconds": round(time.time() - t0, 2),
-           "test_accuracy": record.metrics.get("test_accuracy"), "test_loss": record.metrics.get("test_loss")}
-    out["kept"] = record.status == "ok" and record.stop_reason != "budget"
+    out.update({"status": record.status, "epochs": record.epochs, "images": record.images,
+                "seconds": round(time.time() - t0, 2), "test_accuracy": record.metrics.get("test_accuracy"),
+                "test_loss": record.metrics.get("test_loss"), "kept": keep(record)})
     if record.error:
         out["error"] = record.error + ("; the search's best model is kept instead" if not out["kept"] else "")
     return out

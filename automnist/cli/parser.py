@@ -32,7 +32,9 @@ def _add_search_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-trials", type=int, metavar="N", help="override search.max_trials")
     p.add_argument("--epochs", type=int, metavar="N", help="override search.epochs")
     _add_data_options(p)
-    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop starting trials after this long")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="the whole search's time budget (strategy auto plans it, keeping a reserve for the final "
+                        "model; other strategies stop at it)")
     p.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation inside every trial")
     p.add_argument("--n-jobs", type=int, metavar="N", help="parallel jobs for scikit-learn strategies")
 

@@ -11,12 +11,15 @@
 * **The budget, planned** (:class:`automnist.budget.BudgetPlan`): the cost of an epoch is
   measured per configuration as the search goes; a new trial starts only when its first
   rung fits, and a running trial stops (``budget``) when its next epoch would eat into
-  the reserve kept for the final model: refitting the best configuration on training +
-  validation images for the epochs its learning curve supports (``final.refit``, done
-  by :mod:`automnist.final` after the search).
+  the reserve kept for the final model (refitting the best configuration on training +
+  validation images for the epochs its learning curve supports: ``final.refit``, done
+  by :mod:`automnist.final` after the search), or when it would take more than a third
+  of the search time left when it started (nothing can prune the first trials, and one
+  costly configuration must not use up the budget).
 * **Fully trained candidates**: the first trial is never pruned (nothing to compare it
-  with), and the best trial is chosen among fully trained trials first
-  (:func:`automnist.records.rank_key`).
+  with), the best trial is chosen among fully trained trials first
+  (:func:`automnist.records.rank_key`), and the kept model is the refit or, when the
+  budget leaves no room for it, the best trial's own model.
 
 Every trial goes through :meth:`SearchContext.evaluate` and the store; a resumed run
 replays its stored trials into the sampler (the same seed proposes the same
@@ -44,6 +47,8 @@ __all__ = ["run", "planned_trials", "rung_schedule"]
 
 #: Random proposals before TPE models the space (at most a quarter of max_trials).
 STARTUP_TRIALS = 6
+#: The most of the search time left that one trial may take (see :func:`run`).
+TRIAL_SHARE = 1 / 3
 
 
 def planned_trials(spec: SearchSpec) -> int | None:
@@ -105,14 +110,16 @@ def run(ctx: SearchContext) -> None:
     n_train = len(ctx.data.y_train)
     held_out = 1.0 / s.cv if s.cv else spec.data.validation_split
     plan = BudgetPlan(ctx.deadline, fit_images=round(n_train * (1.0 - held_out)), refit_images=n_train,
-                      reserve_final=spec.refits)
+                      reserve_final=spec.refits, budget=s.time_budget)
+    ctx.plan = plan
     study = _study(spec)
 
     def planned_refit() -> tuple[str | None, int]:
         best = best_trial(ctx.trials, objective, spec.objective.direction)
         if best is None:
             return None, s.epochs
-        return best.trial_id, refit_epochs(best, objective, spec.objective.direction)
+        # the refit is worth keeping once it trains as long as the best trial did (automnist.final)
+        return best.trial_id, min(refit_epochs(best, objective, spec.objective.direction), max(1, best.epochs))
 
     for number in range(s.max_trials):
         trial_id = f"{number:04d}"
@@ -127,6 +134,10 @@ def run(ctx: SearchContext) -> None:
         values = suggest(trial, spec)
         started = time.time()
         training = {"seconds": 0.0}
+        # no trial may take more than TRIAL_SHARE of the search time left when it starts, so an
+        # expensive first configuration (which nothing can prune yet) does not use up the budget
+        end = plan.search_deadline(*planned_refit())
+        allowance = math.inf if end is None else TRIAL_SHARE * max(0.0, end - started)
 
         def report(epoch: int, logs: dict[str, float], seconds: float, trial: Any = trial, trial_id: str = trial_id,
                    clock: dict[str, float] = training) -> str | None:
@@ -135,9 +146,11 @@ def run(ctx: SearchContext) -> None:
             value = logs.get(objective)
             if value is not None and math.isfinite(value):
                 trial.report(value, epoch)
-                if trial.should_prune():
+                if epoch < s.epochs and trial.should_prune():  # a trial at its last epoch is trained: keep it
                     return "pruned"
-            if epoch < s.epochs and not plan.fits(plan.epoch_seconds(trial_id) or 0.0, *planned_refit()):
+            next_epoch = plan.epoch_seconds(trial_id) or 0.0
+            if epoch < s.epochs and (not plan.fits(next_epoch, *planned_refit())
+                                     or time.time() + next_epoch - started > allowance):
                 return "budget"
             return None
 
