@@ -82,15 +82,19 @@ def test_auto_within_its_budget_keeps_a_fully_trained_refit_and_an_ensemble(resu
     assert best.fully_trained
     assert best.metrics["val_accuracy"] == max(t.metrics["val_accuracy"] for t in full)
     refit = result.final["refit"]
-    assert refit["trial_id"] == best.trial_id and refit["status"] == "ok"
-    assert refit["planned_epochs"] == refit_epochs(best, "val_accuracy")
-    # kept unless the budget left it fewer epochs than the search's best trained
-    assert refit["kept"] == (refit["epochs"] >= min(refit["planned_epochs"], best.epochs))
+    assert refit["trial_id"] == best.trial_id and refit["planned_epochs"] == refit_epochs(best, "val_accuracy")
+    # the refit runs when what is left of the budget allows as many epochs as the best trial trained
+    # (this machine's speed varies, so either can happen); it is kept only then
+    assert refit["status"] in ("ok", "skipped")
     kept_trial = str(np.load(result.run_dir / "predictions.npz")["trial_id"])
+    if refit["status"] == "ok":
+        assert refit["kept"] == (refit["epochs"] >= min(refit["planned_epochs"], best.epochs))
+        assert refit["images"] == len(prepare_data(spec).y_train) > best.images
+        assert 0.8 < refit["test_accuracy"] <= 1
+    else:
+        assert not refit["kept"] and "the search's best model is kept" in refit["error"]
+    # either way the kept model is fully trained: the refit, or the best fully trained trial's
     assert kept_trial == (f"{best.trial_id}-refit" if refit["kept"] else best.trial_id)
-    ds = prepare_data(spec)
-    assert refit["images"] == len(ds.y_train) > best.images
-    assert 0.8 < refit["test_accuracy"] <= 1
     assert (result.run_dir / "best.keras").is_file()
     with Store.at(results_dir) as store:
         assert store.get_run("a")["config"]["final"] == result.final
@@ -100,6 +104,7 @@ def test_auto_within_its_budget_keeps_a_fully_trained_refit_and_an_ensemble(resu
     ranked = sorted(full, key=lambda t: -t.metrics["val_accuracy"])
     assert [p.stem for p in members] == sorted(t.trial_id for t in ranked[:2])
     assert result.final["ensemble"]["members"] == [p.stem for p in members]
+    ds = prepare_data(spec)
     probs = [keras.saving.load_model(p).predict(ds.x_test, verbose=0) for p in members]
     mean = np.mean(probs, axis=0)
     assert np.allclose(ensemble_probabilities(probs), mean)
