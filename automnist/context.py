@@ -15,7 +15,7 @@ from automnist.budget import BudgetPlan
 from automnist.builders import resolve_learning_rate
 from automnist.data import Dataset
 from automnist.progress import SearchProgress
-from automnist.records import TrialRecord, is_better, outranks, ranked_trials
+from automnist.records import TrialRecord, outranks, ranked_trials
 from automnist.runner import TrialData, run_trial
 from automnist.runs import run_dir
 from automnist.spec import SearchSpec
@@ -53,10 +53,6 @@ class SearchContext:
     def finished(self, trial_id: str) -> TrialRecord | None:
         """The stored record of a trial finished before a resume, if any."""
         return self._done.get(str(trial_id))
-
-    def better(self, a: float | None, b: float | None) -> bool:
-        """Whether objective value ``a`` beats ``b`` (:func:`automnist.records.is_better`)."""
-        return is_better(a, b, self.spec.objective.direction)
 
     def evaluate(
         self,
