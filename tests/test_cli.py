@@ -84,12 +84,15 @@ def test_validate_lists_each_file(tiny_spec, capsys):
 
 
 def test_errors_for_unknown_run_missing_file_and_resume_without_name(tiny_spec, tmp_path, capsys):
+    from automnist.store import Store
+
     res = str(tmp_path / "res")
-    assert main(["export", "ghost", "--results", res]) == 1
+    Store.at(res).close()
+    assert main(["export", "ghost", "--results", res]) == 2
     assert "no run named 'ghost'" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: file not found" in capsys.readouterr().err
-    assert main(["search", str(tiny_spec), "--resume", "--results", res]) == 1
+    assert main(["search", str(tiny_spec), "--resume", "--results", res]) == 2
     assert "--resume needs --run-name" in capsys.readouterr().err
 
 

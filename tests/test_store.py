@@ -116,18 +116,70 @@ def test_at_creates_the_file_with_wal_foreign_keys_and_schema_version(tmp_path: 
         assert tables == {"runs", "trials", "folds", "history", "rungs"}
 
 
+#: The tables of a version 1 store, as automnist wrote them (before fidelity was recorded).
+_V1_TABLES = """CREATE TABLE IF NOT EXISTS runs (
+    run_id     INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    kind       TEXT    NOT NULL,
+    spec_name  TEXT    NOT NULL DEFAULT '',
+    spec_text  TEXT    NOT NULL DEFAULT '',
+    spec_hash  TEXT    NOT NULL DEFAULT '',
+    strategy   TEXT    NOT NULL DEFAULT '',
+    dataset    TEXT    NOT NULL DEFAULT '',
+    seed       INTEGER NOT NULL DEFAULT 0,
+    config     TEXT    NOT NULL DEFAULT '{}',
+    versions   TEXT    NOT NULL DEFAULT '{}',
+    status     TEXT    NOT NULL DEFAULT 'running'
+               CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+    started_at REAL    NOT NULL,
+    ended_at   REAL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    run_id     INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    trial_id   TEXT    NOT NULL,
+    number     INTEGER NOT NULL,
+    params     TEXT    NOT NULL,
+    status     TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'infeasible')),
+    metrics    TEXT    NOT NULL,
+    duration_s REAL    NOT NULL,
+    n_params   INTEGER,
+    seed       INTEGER NOT NULL,
+    epochs     INTEGER NOT NULL,
+    error      TEXT,
+    started_at REAL    NOT NULL,
+    ended_at   REAL    NOT NULL,
+    PRIMARY KEY (run_id, trial_id)
+);
+CREATE INDEX IF NOT EXISTS trials_run_number ON trials (run_id, number);
+CREATE TABLE IF NOT EXISTS folds (
+    run_id   INTEGER NOT NULL,
+    trial_id TEXT    NOT NULL,
+    fold     INTEGER NOT NULL,
+    metric   TEXT    NOT NULL,
+    value    REAL,
+    PRIMARY KEY (run_id, trial_id, fold, metric),
+    FOREIGN KEY (run_id, trial_id) REFERENCES trials (run_id, trial_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    run_id   INTEGER NOT NULL,
+    trial_id TEXT    NOT NULL,
+    seq      INTEGER NOT NULL,
+    fold     INTEGER NOT NULL,
+    epoch    INTEGER NOT NULL,
+    metric   TEXT    NOT NULL,
+    value    REAL,
+    PRIMARY KEY (run_id, trial_id, seq),
+    FOREIGN KEY (run_id, trial_id) REFERENCES trials (run_id, trial_id) ON DELETE CASCADE
+) WITHOUT ROWID
+"""
+
+
 def test_version_1_store_is_migrated_with_its_trials_kept(tmp_path: Path) -> None:
     """A store written before fidelity was recorded (schema 1) opens, gains the new columns
     and the rungs table, and keeps its trials (read as fully trained)."""
-    import sqlite3
-
-    from automnist.store.schema import _TABLES
-
     path = tmp_path / DB_NAME
     db = sqlite3.connect(path)
-    v1 = _TABLES.replace("    max_epochs INTEGER NOT NULL DEFAULT 0,\n    images     INTEGER,\n    stop_reason TEXT,\n", "")
-    assert "stop_reason" not in v1
-    db.executescript(v1 + ";PRAGMA user_version = 1;")
+    db.executescript(_V1_TABLES + ";PRAGMA user_version = 1;")
     db.execute("INSERT INTO runs (name, kind, started_at) VALUES ('old', 'search', 1.0)")
     db.execute("INSERT INTO trials VALUES (1, '0', 0, '{\"units\": 8}', 'ok', '{\"val_accuracy\": 0.9}', 2.0, 10, 0, 3, NULL,"
                " 1.0, 3.0)")

@@ -18,7 +18,8 @@ from typing import Any
 
 from automnist.cli.commands import EXIT_USAGE, HANDLERS
 from automnist.cli.parser import build_parser
-from automnist.errors import AutomnistError, SpecError
+from automnist.errors import AutomnistError, SpecError, StoreError
+from automnist.store import use_store
 
 __all__ = ["main", "build_parser"]
 
@@ -35,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     previous = _interrupt_on_sigterm()
     try:
-        return HANDLERS[args.command](args)
-    except SpecError as exc:
+        with use_store(getattr(args, "store", None)):  # --store: every Store.at() of the command opens it
+            return HANDLERS[args.command](args)
+    except (SpecError, StoreError) as exc:
         print(f"automnist: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except AutomnistError as exc:

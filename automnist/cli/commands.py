@@ -38,7 +38,7 @@ def _quiet_tensorflow() -> None:
 def _write_report(results: str, runs: list[str], out: str | None = None) -> Path | None:
     from automnist.report import write_report
 
-    with Store.at(results) as store:
+    with Store.at(results, create=False) as store:
         return write_report(store, runs, out=Path(out) if out else None, results_dir=Path(results))
 
 
@@ -139,10 +139,10 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """``automnist runs``: one line per run in the store."""
-    with Store.at(args.results) as store:
-        frame = store.runs_frame()
+    with Store.at(args.results, create=False) as store:
+        frame, where = store.runs_frame(), store.where
     if frame.empty:
-        print(f"no runs in {Path(args.results) / 'automnist.db'}")
+        print(f"no runs in {where}")
         return 0
     cols = [c for c in ("run", "kind", "strategy", "dataset", "status", "n_trials", "n_ok") if c in frame]
     print(frame[cols].to_string(index=False))
@@ -153,7 +153,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``automnist export RUN``: a run's trials as CSV, JSON or Markdown."""
     from automnist.report import export_markdown, export_table
 
-    with Store.at(args.results) as store:
+    with Store.at(args.results, create=False) as store:
         store.require_run(args.run)
         text = export_markdown(store, args.run) if args.format == "md" else export_table(store, args.run, fmt=args.format)
     if args.out:
@@ -213,7 +213,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     for line in result.lines():
         print(line)
     print(f"rule: {result.rule}")
-    print(f"run: {result.run} in {Path(args.results) / 'automnist.db'}")
+    print(f"run: {result.run} in {args.store or Path(args.results) / 'automnist.db'}")
     if args.write_spec:
         path = write_spec(original, result.suggestions, args.write_spec, run=result.run)
         print(f"wrote {path}")

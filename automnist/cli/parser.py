@@ -9,14 +9,23 @@ import os
 from automnist.predict import INVERT_CHOICES
 from automnist.spec import STRATEGIES
 
-__all__ = ["DEFAULT_RESULTS", "build_parser"]
+__all__ = ["DEFAULT_RESULTS", "add_store_option", "build_parser"]
 
 DEFAULT_RESULTS = os.environ.get("AUTOMNIST_RESULTS", "results")
 
 
 def _add_results(p: argparse.ArgumentParser) -> None:
+    """--results and --store of every command that reads or writes the store."""
     p.add_argument("--results", default=DEFAULT_RESULTS, metavar="DIR",
                    help="output root holding automnist.db and one folder per run (default: %(default)s)")
+    add_store_option(p)
+
+
+def add_store_option(p: argparse.ArgumentParser) -> None:
+    """--store URL: the results store (a path, sqlite:///path or postgresql://user@host:port/db)."""
+    p.add_argument("--store", default=os.environ.get("AUTOMNIST_STORE") or None, metavar="URL",
+                   help="the results store: a file path, sqlite:///path or postgresql://user@host:port/db, shared "
+                        "by several processes or machines (default: <results>/automnist.db; also: AUTOMNIST_STORE)")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:

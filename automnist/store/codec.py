@@ -6,18 +6,24 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
 from automnist.errors import StoreError
 from automnist.records import STOP_REASONS, TRIAL_STATUSES, TrialRecord
-from automnist.store.schema import TRIAL_COLUMNS
+from automnist.store.schema import TRIAL_COLUMNS, folds, history, rungs, trials
 
-__all__ = ["as_int", "check_name", "dumps", "TrialRows", "encode_trial", "load_metrics", "read_trials", "run_list",
-           "write_trial"]
+__all__ = ["as_int", "check_name", "dumps", "TrialRows", "encode_trial", "json_object", "load_metrics", "read_trials",
+           "run_list", "write_trial"]
 
 _HISTORY_KEYS = frozenset(("fold", "epoch", "metric", "value"))
+#: Metrics that are numbers (or null) in every trial; anything else read back is damage.
+_NUMBER_METRICS = frozenset(("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"))
 
 
 def check_name(name: Any) -> None:
@@ -82,11 +88,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def load_metrics(text: str) -> dict[str, Any]:
-    """A stored metrics JSON object, with null (a NaN or infinite metric) read back as NaN."""
-    return {k: math.nan if v is None else v for k, v in json.loads(text).items()}
 
 
 def _real_in(value: Any, what: str) -> float | None:
@@ -205,70 +206,92 @@ def encode_trial(record: TrialRecord) -> TrialRows:
     return TrialRows(tid, trial, folds, history, _encode_rungs(record))
 
 
-def write_trial(db: sqlite3.Connection, run_id: int, rows: TrialRows) -> None:
-    """Replace trial ``rows.trial_id`` of run ``run_id`` (its row, folds, history and rungs),
-    inside the caller's write transaction."""
-    key = (run_id, rows.trial_id)
-    for table in ("rungs", "history", "folds", "trials"):
-        db.execute(f"DELETE FROM {table} WHERE run_id = ? AND trial_id = ?", key)
-    db.execute(
-        f"INSERT INTO trials (run_id, {', '.join(TRIAL_COLUMNS)}) VALUES (?, {', '.join('?' * len(TRIAL_COLUMNS))})",
-        (run_id, *rows.trial),
+def write_trial(db: Connection, run_id: int, rows: TrialRows) -> None:
+    """Write trial ``rows.trial_id`` of run ``run_id`` once: its row is inserted or, when the
+    run has it already, replaced (``ON CONFLICT DO UPDATE``, SQLite and PostgreSQL alike),
+    and its folds, history and rungs replaced; inside the caller's write transaction."""
+    key = {"run_id": run_id, "trial_id": rows.trial_id}
+    row = {**key, **dict(zip(TRIAL_COLUMNS, rows.trial))}
+    insert = (pg_insert if db.dialect.name == "postgresql" else sqlite_insert)(trials).values(**row)
+    db.execute(insert.on_conflict_do_update(
+        index_elements=[trials.c.run_id, trials.c.trial_id],
+        set_={c: insert.excluded[c] for c in TRIAL_COLUMNS if c != "trial_id"},
+    ))
+    for table in (rungs, history, folds):
+        db.execute(delete(table).where(table.c.run_id == run_id, table.c.trial_id == rows.trial_id))
+    children = (
+        (folds, [dict(key, fold=f, metric=m, value=v) for f, m, v in rows.folds]),
+        (history, [dict(key, seq=seq, fold=f, epoch=e, metric=m, value=v)
+                   for seq, (f, e, m, v) in enumerate(rows.history)]),
+        (rungs, [dict(key, rung=r, epochs=e, images=i, metrics=m) for r, e, i, m in rows.rungs]),
     )
-    db.executemany("INSERT INTO folds VALUES (?, ?, ?, ?, ?)", [(*key, *f) for f in rows.folds])
-    db.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [(*key, seq, *h) for seq, h in enumerate(rows.history)])
-    db.executemany("INSERT INTO rungs VALUES (?, ?, ?, ?, ?, ?)", [(*key, *r) for r in rows.rungs])
+    for table, values in children:
+        if values:
+            db.execute(table.insert(), values)
 
 
-def read_trials(db: sqlite3.Connection, run_id: int) -> list[TrialRecord]:
+def json_object(value_text: Any, what: str) -> dict[str, Any]:
+    """A stored JSON object (a dict), or StoreError naming ``what`` (bad JSON, not an object)."""
+    try:
+        value = json.loads(value_text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise StoreError(f"{what}: invalid JSON in the store ({type(exc).__name__})") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"{what}: a JSON object was expected in the store, got {type(value).__name__}")
+    return value
+
+
+def load_metrics(value_text: Any, what: str = "metrics") -> dict[str, Any]:
+    """A stored metrics JSON object, with null (a NaN or infinite metric) read back as NaN.
+
+    Raises
+    ------
+    StoreError
+        If the text is not a JSON object, or a base metric (``loss``, ``val_accuracy``...)
+        is neither a number nor null.
+    """
+    metrics = json_object(value_text, what)
+    for name in _NUMBER_METRICS.intersection(metrics):
+        value = metrics[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise StoreError(f"{what}: {name} must be a number in the store, got {type(value).__name__}")
+    return {k: math.nan if v is None else v for k, v in metrics.items()}
+
+
+def read_trials(db: Connection, run_id: int) -> list[TrialRecord]:
     """The trial records of run ``run_id`` (ordered by number) from its trial, fold and
     history rows, inside the caller's read transaction."""
-    trial_rows = db.execute(
-        f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE run_id = ? ORDER BY number, trial_id", (run_id,)
-    ).fetchall()
-    fold_rows = db.execute(
-        "SELECT trial_id, fold, metric, value FROM folds WHERE run_id = ? ORDER BY trial_id, fold", (run_id,)
-    ).fetchall()
-    history_rows = db.execute(
-        "SELECT trial_id, fold, epoch, metric, value FROM history WHERE run_id = ? ORDER BY trial_id, seq", (run_id,)
-    ).fetchall()
-    rungs: dict[str, list[dict[str, Any]]] = {}
-    for trial_id, rung, epochs, images, metrics in db.execute(
-        "SELECT trial_id, rung, epochs, images, metrics FROM rungs WHERE run_id = ? ORDER BY trial_id, rung", (run_id,)
-    ):
-        rungs.setdefault(trial_id, []).append({"rung": rung, "epochs": epochs, "images": images,
-                                               **load_metrics(metrics)})
-    folds: dict[str, dict[int, dict[str, Any]]] = {}
+    def of_run(table: Table, *columns: str, order: tuple[str, ...]) -> list[Any]:
+        return db.execute(select(*(table.c[c] for c in columns)).where(table.c.run_id == run_id)
+                          .order_by(*(table.c[c] for c in order))).all()
+
+    trial_rows = of_run(trials, *TRIAL_COLUMNS, order=("number", "trial_id"))
+    fold_rows = of_run(folds, "trial_id", "fold", "metric", "value", order=("trial_id", "fold"))
+    history_rows = of_run(history, "trial_id", "fold", "epoch", "metric", "value", order=("trial_id", "seq"))
+    rung_map: dict[str, list[dict[str, Any]]] = {}
+    for trial_id, rung, epochs, images, metrics in of_run(rungs, "trial_id", "rung", "epochs", "images", "metrics",
+                                                          order=("trial_id", "rung")):
+        rung_map.setdefault(trial_id, []).append({"rung": rung, "epochs": epochs, "images": images,
+                                                  **load_metrics(metrics, f"trial {trial_id!r}: rung {rung}")})
+    fold_map: dict[str, dict[int, dict[str, Any]]] = {}
     for trial_id, fold, metric, value in fold_rows:
-        entry = folds.setdefault(trial_id, {}).setdefault(fold, {"fold": fold})
+        entry = fold_map.setdefault(trial_id, {}).setdefault(fold, {"fold": fold})
         entry[metric] = _real_out(value)
-    history: dict[str, list[dict[str, Any]]] = {}
+    history_map: dict[str, list[dict[str, Any]]] = {}
     for trial_id, fold, epoch, metric, value in history_rows:
-        history.setdefault(trial_id, []).append(
+        history_map.setdefault(trial_id, []).append(
             {"fold": fold, "epoch": epoch, "metric": metric, "value": _real_out(value)}
         )
     out = []
     for row in trial_rows:
         t = dict(zip(TRIAL_COLUMNS, row))
-        out.append(TrialRecord(
-            trial_id=t["trial_id"],
-            number=t["number"],
-            params=json.loads(t["params"]),
-            status=t["status"],
-            metrics=load_metrics(t["metrics"]),
-            folds=list(folds.get(t["trial_id"], {}).values()),
-            history=history.get(t["trial_id"], []),
-            duration_s=t["duration_s"],
-            n_params=t["n_params"],
-            seed=t["seed"],
-            epochs=t["epochs"],
-            error=t["error"],
-            started_at=t["started_at"],
-            ended_at=t["ended_at"],
-            max_epochs=t["max_epochs"],
-            images=t["images"],
-            stop_reason=t["stop_reason"],
-            rungs=rungs.get(t["trial_id"], []),
-        ))
+        tid = t["trial_id"]
+        out.append(TrialRecord(**{
+            **t,
+            "params": json_object(t["params"], f"trial {tid!r}: params"),
+            "metrics": load_metrics(t["metrics"], f"trial {tid!r}: metrics"),
+            "folds": list(fold_map.get(tid, {}).values()),
+            "history": history_map.get(tid, []),
+            "rungs": rung_map.get(tid, []),
+        }))
     return out

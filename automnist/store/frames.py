@@ -6,15 +6,16 @@ Each builder reads inside the caller's read transaction, so a frame is one snaps
 
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import case, func, select
+from sqlalchemy.engine import Connection
+
 from automnist.spec import value_label
-from automnist.store.codec import load_metrics
-from automnist.store.schema import TRIAL_COLUMNS
+from automnist.store.codec import json_object, load_metrics
+from automnist.store.schema import TRIAL_COLUMNS, folds, history, runs, trials
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,34 +29,37 @@ BASE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "te
 _RunIds = list[tuple[str, int, str]]
 
 
-def runs_frame(db: sqlite3.Connection) -> pd.DataFrame:
+def runs_frame(db: Connection) -> pd.DataFrame:
     """One row per run, oldest first (see :meth:`automnist.store.Store.runs_frame`)."""
+    r, t = runs.c, trials.c
     rows = db.execute(
-        "SELECT r.name, r.run_id, r.kind, r.strategy, r.dataset, r.spec_name, r.spec_hash, r.seed,"
-        " r.status, r.started_at, r.ended_at, COUNT(t.trial_id), COALESCE(SUM(t.status = 'ok'), 0)"
-        " FROM runs r LEFT JOIN trials t ON t.run_id = r.run_id GROUP BY r.run_id ORDER BY r.run_id"
-    ).fetchall()
+        select(r.name, r.run_id, r.kind, r.strategy, r.dataset, r.spec_name, r.spec_hash, r.seed, r.status,
+               r.started_at, r.ended_at, func.count(t.trial_id),
+               func.coalesce(func.sum(case((t.status == "ok", 1), else_=0)), 0))
+        .select_from(runs.outerjoin(trials, t.run_id == r.run_id)).group_by(r.run_id).order_by(r.run_id)
+    ).all()
     names = ("run", "run_id", "kind", "strategy", "dataset", "spec_name", "spec_hash", "seed", "status",
              "started_at", "ended_at", "n_trials", "n_ok")
     dtypes = (None, "int64", None, None, None, None, None, "int64", None, "float64", "float64", "int64", "int64")
     return _columns_frame(rows, names, dtypes)
 
 
-def trials_frame(db: sqlite3.Connection, runs: _RunIds) -> pd.DataFrame:
+def trials_frame(db: Connection, runs: _RunIds) -> pd.DataFrame:
     """One row per trial of ``runs`` (see :meth:`automnist.store.Store.trials_frame`)."""
-    rows: list[tuple[Any, ...]] = []
+    rows: list[dict[str, Any]] = []
     for name, run_id, strategy in runs:
         n_folds = dict(db.execute(
-            "SELECT trial_id, COUNT(DISTINCT fold) FROM folds WHERE run_id = ? GROUP BY trial_id", (run_id,)
-        ))
+            select(folds.c.trial_id, func.count(folds.c.fold.distinct())).where(folds.c.run_id == run_id)
+            .group_by(folds.c.trial_id)
+        ).all())
         for t in db.execute(
-            f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE run_id = ? ORDER BY number, trial_id",
-            (run_id,),
+            select(*(trials.c[c] for c in TRIAL_COLUMNS)).where(trials.c.run_id == run_id)
+            .order_by(trials.c.number, trials.c.trial_id)
         ):
             rows.append({"run": name, "strategy": strategy, **dict(zip(TRIAL_COLUMNS, t)),
                          "n_folds": n_folds.get(t[0], 0)})
-    params = [json.loads(r["params"]) for r in rows]
-    metrics = [load_metrics(r["metrics"]) for r in rows]
+    params = [json_object(r["params"], f"run {r['run']!r}: trial {r['trial_id']!r}: params") for r in rows]
+    metrics = [load_metrics(r["metrics"], f"run {r['run']!r}: trial {r['trial_id']!r}: metrics") for r in rows]
     param_names = _union(p.keys() for p in params)
     extra = [m for m in _union(m.keys() for m in metrics) if m not in BASE_METRICS]
 
@@ -91,20 +95,20 @@ def trials_frame(db: sqlite3.Connection, runs: _RunIds) -> pd.DataFrame:
     return _frame(data)
 
 
-def folds_frame(db: sqlite3.Connection, runs: _RunIds) -> pd.DataFrame:
+def folds_frame(db: Connection, runs: _RunIds) -> pd.DataFrame:
     """One row per fold of the cross-validated trials of ``runs`` (see
     :meth:`automnist.store.Store.folds_frame`)."""
     import pandas as pd
 
+    f, t = folds.c, trials.c
     rows: list[tuple[Any, ...]] = []
     for pos, (name, run_id, _) in enumerate(runs):
         rows.extend(
             (pos, number, name, trial_id, fold, metric, value)
             for number, trial_id, fold, metric, value in db.execute(
-                "SELECT t.number, f.trial_id, f.fold, f.metric, f.value FROM folds f"
-                " JOIN trials t ON t.run_id = f.run_id AND t.trial_id = f.trial_id"
-                " WHERE f.run_id = ?",
-                (run_id,),
+                select(t.number, f.trial_id, f.fold, f.metric, f.value)
+                .join_from(folds, trials, (t.run_id == f.run_id) & (t.trial_id == f.trial_id))
+                .where(f.run_id == run_id)
             )
         )
     metrics = [*BASE_METRICS, *sorted({r[5] for r in rows} - set(BASE_METRICS))]
@@ -119,18 +123,18 @@ def folds_frame(db: sqlite3.Connection, runs: _RunIds) -> pd.DataFrame:
     return wide
 
 
-def history_frame(db: sqlite3.Connection, runs: _RunIds) -> pd.DataFrame:
+def history_frame(db: Connection, runs: _RunIds) -> pd.DataFrame:
     """Per-epoch metrics of the trials of ``runs`` in long form (see
     :meth:`automnist.store.Store.history_frame`)."""
+    h, t = history.c, trials.c
     rows: list[tuple[Any, ...]] = []
     for name, run_id, _ in runs:
         rows.extend(
             (name, *r)
             for r in db.execute(
-                "SELECT h.trial_id, h.fold, h.epoch, h.metric, h.value FROM history h"
-                " JOIN trials t ON t.run_id = h.run_id AND t.trial_id = h.trial_id"
-                " WHERE h.run_id = ? ORDER BY t.number, h.trial_id, h.seq",
-                (run_id,),
+                select(h.trial_id, h.fold, h.epoch, h.metric, h.value)
+                .join_from(history, trials, (t.run_id == h.run_id) & (t.trial_id == h.trial_id))
+                .where(h.run_id == run_id).order_by(t.number, h.trial_id, h.seq)
             )
         )
     names = ("run", "trial_id", "fold", "epoch", "metric", "value")

@@ -1,141 +1,185 @@
-"""The store's tables and schema version (optuna's ``storages/_rdb/models.py``)."""
+"""The store's tables and schema version (optuna's ``storages/_rdb/models.py``): one
+SQLAlchemy definition for SQLite and PostgreSQL, created, migrated and checked here."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from sqlalchemy import (
+    BigInteger, CheckConstraint, Column, Double, ForeignKeyConstraint, Index, Integer, MetaData,
+    PrimaryKeyConstraint, Table, Text, inspect, text,
+)
+from sqlalchemy.engine import Connection
 
 from automnist.errors import StoreError
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "RUN_KINDS", "RUN_STATUSES", "RUN_COLUMNS", "TRIAL_COLUMNS",
-           "ensure_schema"]
+           "metadata", "runs", "trials", "folds", "history", "rungs", "ensure_schema"]
 
 #: File name of the store inside a results directory (:meth:`automnist.store.Store.at`).
 DB_NAME = "automnist.db"
-#: Stored in ``PRAGMA user_version``; bump it (and add a migration) when the schema changes.
+#: Bump it (and add a migration) when the schema changes.  Kept in ``PRAGMA user_version``
+#: (SQLite) or in the one-row table ``automnist_schema`` (PostgreSQL).
 #: 2: trials gained ``max_epochs``, ``images``, ``stop_reason``; the ``rungs`` table.
 SCHEMA_VERSION = 2
 RUN_KINDS = ("search", "cv", "lr_find", "sweep", "denoise")
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+_TRIAL_STATUSES = ("ok", "failed", "infeasible")
 
-_TABLES = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id     INTEGER PRIMARY KEY,
-    name       TEXT    NOT NULL UNIQUE,
-    kind       TEXT    NOT NULL,
-    spec_name  TEXT    NOT NULL DEFAULT '',
-    spec_text  TEXT    NOT NULL DEFAULT '',
-    spec_hash  TEXT    NOT NULL DEFAULT '',
-    strategy   TEXT    NOT NULL DEFAULT '',
-    dataset    TEXT    NOT NULL DEFAULT '',
-    seed       INTEGER NOT NULL DEFAULT 0,
-    config     TEXT    NOT NULL DEFAULT '{}',
-    versions   TEXT    NOT NULL DEFAULT '{}',
-    status     TEXT    NOT NULL DEFAULT 'running'
-               CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
-    started_at REAL    NOT NULL,
-    ended_at   REAL
-);
-CREATE TABLE IF NOT EXISTS trials (
-    run_id     INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    trial_id   TEXT    NOT NULL,
-    number     INTEGER NOT NULL,
-    params     TEXT    NOT NULL,
-    status     TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'infeasible')),
-    metrics    TEXT    NOT NULL,
-    duration_s REAL    NOT NULL,
-    n_params   INTEGER,
-    seed       INTEGER NOT NULL,
-    epochs     INTEGER NOT NULL,
-    error      TEXT,
-    started_at REAL    NOT NULL,
-    ended_at   REAL    NOT NULL,
-    max_epochs INTEGER NOT NULL DEFAULT 0,
-    images     INTEGER,
-    stop_reason TEXT,
-    PRIMARY KEY (run_id, trial_id)
-);
-CREATE INDEX IF NOT EXISTS trials_run_number ON trials (run_id, number);
-CREATE TABLE IF NOT EXISTS folds (
-    run_id   INTEGER NOT NULL,
-    trial_id TEXT    NOT NULL,
-    fold     INTEGER NOT NULL,
-    metric   TEXT    NOT NULL,
-    value    REAL,
-    PRIMARY KEY (run_id, trial_id, fold, metric),
-    FOREIGN KEY (run_id, trial_id) REFERENCES trials (run_id, trial_id) ON DELETE CASCADE
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS history (
-    run_id   INTEGER NOT NULL,
-    trial_id TEXT    NOT NULL,
-    seq      INTEGER NOT NULL,
-    fold     INTEGER NOT NULL,
-    epoch    INTEGER NOT NULL,
-    metric   TEXT    NOT NULL,
-    value    REAL,
-    PRIMARY KEY (run_id, trial_id, seq),
-    FOREIGN KEY (run_id, trial_id) REFERENCES trials (run_id, trial_id) ON DELETE CASCADE
-) WITHOUT ROWID
-"""
-_RUNGS = """
-CREATE TABLE IF NOT EXISTS rungs (
-    run_id   INTEGER NOT NULL,
-    trial_id TEXT    NOT NULL,
-    rung     INTEGER NOT NULL,
-    epochs   INTEGER NOT NULL,
-    images   INTEGER,
-    metrics  TEXT    NOT NULL,
-    PRIMARY KEY (run_id, trial_id, rung),
-    FOREIGN KEY (run_id, trial_id) REFERENCES trials (run_id, trial_id) ON DELETE CASCADE
-) WITHOUT ROWID
-"""
-_SCHEMA = _TABLES + ";" + _RUNGS
-#: From version 1 (before the fidelity of a trial was stored) to 2.
-_MIGRATE_1_TO_2 = """
-ALTER TABLE trials ADD COLUMN max_epochs INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE trials ADD COLUMN images INTEGER;
-ALTER TABLE trials ADD COLUMN stop_reason TEXT
-""" + ";" + _RUNGS
+metadata = MetaData()
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})")
+
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    *(Column(c, Text, nullable=False, server_default="")
+      for c in ("spec_name", "spec_text", "spec_hash", "strategy", "dataset")),
+    Column("seed", BigInteger, nullable=False, server_default="0"),
+    Column("config", Text, nullable=False, server_default="{}"),
+    Column("versions", Text, nullable=False, server_default="{}"),
+    Column("status", Text, _one_of("status", RUN_STATUSES), nullable=False, server_default="running"),
+    Column("started_at", Double, nullable=False),
+    Column("ended_at", Double),
+)
+trials = Table(
+    "trials", metadata,
+    Column("run_id", Integer, nullable=False),
+    Column("trial_id", Text, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("status", Text, _one_of("status", _TRIAL_STATUSES), nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("duration_s", Double, nullable=False),
+    Column("n_params", BigInteger),
+    Column("seed", BigInteger, nullable=False),
+    Column("epochs", Integer, nullable=False),
+    Column("error", Text),
+    Column("started_at", Double, nullable=False),
+    Column("ended_at", Double, nullable=False),
+    Column("max_epochs", Integer, nullable=False, server_default="0"),
+    Column("images", BigInteger),
+    Column("stop_reason", Text),
+    PrimaryKeyConstraint("run_id", "trial_id"),
+    ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE", name="trials_run"),
+    Index("trials_run_number", "run_id", "number"),
+)
+
+
+def _per_trial(name: str, *columns: Column, key: tuple[str, ...]) -> Table:
+    """A table of rows that belong to one trial (deleted with it), keyed by ``run_id, trial_id, *key``."""
+    return Table(
+        name, metadata,
+        Column("run_id", Integer, nullable=False),
+        Column("trial_id", Text, nullable=False),
+        *columns,
+        PrimaryKeyConstraint("run_id", "trial_id", *key),
+        ForeignKeyConstraint(["run_id", "trial_id"], ["trials.run_id", "trials.trial_id"], ondelete="CASCADE",
+                             name=f"{name}_trial"),
+        sqlite_with_rowid=False,
+    )
+
+
+folds = _per_trial("folds", Column("fold", Integer, nullable=False), Column("metric", Text, nullable=False),
+                   Column("value", Double), key=("fold", "metric"))
+history = _per_trial("history", Column("seq", Integer, nullable=False), Column("fold", Integer, nullable=False),
+                     Column("epoch", Integer, nullable=False), Column("metric", Text, nullable=False),
+                     Column("value", Double), key=("seq",))
+rungs = _per_trial("rungs", Column("rung", Integer, nullable=False), Column("epochs", Integer, nullable=False),
+                   Column("images", BigInteger), Column("metrics", Text, nullable=False), key=("rung",))
+
+#: PostgreSQL only: the schema version (SQLite keeps it in ``PRAGMA user_version``).
+_version_table = Table("automnist_schema", MetaData(), Column("version", Integer, nullable=False))
 
 #: Columns of the ``runs`` table, in the order :meth:`Store.get_run` reads them.
-RUN_COLUMNS = (
-    "run_id", "name", "kind", "spec_name", "spec_text", "spec_hash", "strategy", "dataset",
-    "seed", "config", "versions", "status", "started_at", "ended_at",
-)
+RUN_COLUMNS = tuple(c.name for c in runs.columns)
 #: Columns of the ``trials`` table after ``run_id``, in the order trials are written and read.
-TRIAL_COLUMNS = (
-    "trial_id", "number", "params", "status", "metrics", "duration_s", "n_params", "seed",
-    "epochs", "error", "started_at", "ended_at", "max_epochs", "images", "stop_reason",
+TRIAL_COLUMNS = tuple(c.name for c in trials.columns)[1:]
+
+#: From version 1 (before the fidelity of a trial was stored) to 2; SQLite only (the
+#: PostgreSQL store started at version 2).
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE trials ADD COLUMN max_epochs INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE trials ADD COLUMN images INTEGER",
+    "ALTER TABLE trials ADD COLUMN stop_reason TEXT",
 )
+#: Serialises schema creation by several processes on one PostgreSQL database.
+_PG_LOCK_KEY = 0x61757470
 
 
-def ensure_schema(db: sqlite3.Connection, path: Path) -> None:
-    """Create the tables of a new store, inside the caller's write transaction.
+def ensure_schema(db: Connection, where: str, *, create: bool = True) -> None:
+    """Create, migrate and check the tables, inside the caller's write transaction.
 
     Parameters
     ----------
-    db : sqlite3.Connection
-        An open connection that holds a write transaction (``BEGIN IMMEDIATE``).
-    path : Path
-        The database file, for error messages.
+    db : sqlalchemy.engine.Connection
+        An open connection holding a write transaction (``BEGIN IMMEDIATE`` on SQLite).
+    where : str
+        The store's location, for error messages.
+    create : bool
+        Create the tables of an empty database; when False, an empty database is an error
+        (read-only commands never create a store).
 
     Raises
     ------
     StoreError
-        If the file was written by a newer automnist (schema version above
-        :data:`SCHEMA_VERSION`).
+        If the database was written by a newer automnist, holds tables that are not
+        automnist's, lacks a table or column, or (``create=False``) holds no store.
     """
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    postgres = db.dialect.name == "postgresql"
+    if postgres:
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    version = _read_version(db, postgres)
     if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path}: schema version {version} was written by a newer automnist "
-            f"(this one reads version {SCHEMA_VERSION}); upgrade automnist"
-        )
-    if version == SCHEMA_VERSION:
+        raise StoreError(f"{where}: schema version {version} was written by a newer automnist "
+                         f"(this one reads version {SCHEMA_VERSION}); upgrade automnist")
+    existing = set(inspect(db).get_table_names())
+    if version == 0:
+        if existing - {_version_table.name}:
+            raise StoreError(f"{where}: not an automnist results store (it holds tables "
+                             f"{', '.join(sorted(existing))} but no automnist schema version)")
+        if not create:
+            raise StoreError(f"{where}: no automnist results store there (it is empty)")
+        metadata.create_all(db)
+    elif version == 1 and not postgres:
+        _check_tables(db, where, existing, skip={"max_epochs", "images", "stop_reason", "rungs"})
+        for statement in _MIGRATE_1_TO_2:
+            db.execute(text(statement))
+        rungs.create(db)
+    if version != SCHEMA_VERSION:
+        _write_version(db, postgres)
+    _check_tables(db, where, set(inspect(db).get_table_names()))
+
+
+def _read_version(db: Connection, postgres: bool) -> int:
+    if not postgres:
+        return int(db.execute(text("PRAGMA user_version")).scalar_one())
+    if not inspect(db).has_table(_version_table.name):
+        return 0
+    return int(db.execute(_version_table.select()).scalar() or 0)
+
+
+def _write_version(db: Connection, postgres: bool) -> None:
+    if not postgres:
+        db.execute(text(f"PRAGMA user_version = {SCHEMA_VERSION:d}"))
         return
-    has_tables = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trials'").fetchone()
-    script = _MIGRATE_1_TO_2 if version == 1 and has_tables else _SCHEMA
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    _version_table.create(db, checkfirst=True)
+    db.execute(_version_table.delete())
+    db.execute(_version_table.insert().values(version=SCHEMA_VERSION))
+
+
+def _check_tables(db: Connection, where: str, existing: set[str], skip: frozenset[str] | set[str] = frozenset()) -> None:
+    """StoreError naming the first table or column of :data:`metadata` the database lacks."""
+    inspector = inspect(db)
+    for table in metadata.sorted_tables:
+        if table.name in skip:
+            continue
+        if table.name not in existing:
+            raise StoreError(f"{where}: damaged results store: table {table.name!r} is missing")
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have and c.name not in skip]
+        if missing:
+            raise StoreError(f"{where}: damaged results store: table {table.name!r} lacks column {missing[0]!r}")

@@ -1,4 +1,6 @@
-"""The results store: runs, trials, folds and per-epoch history in one SQLite file.
+"""The results store: runs, trials, folds and per-epoch history in one SQLite file or
+one PostgreSQL database (through SQLAlchemy Core; the tables are in
+:mod:`automnist.store.schema`).
 
 The store is the only thing two processes share (a search and its report, or several
 Keras Tuner workers).  It is append-only in spirit and built to survive being killed:
@@ -6,31 +8,35 @@ Keras Tuner workers).  It is append-only in spirit and built to survive being ki
 * every :meth:`Store.add_trial` is one transaction, so a killed process loses at most
   the trial in flight, and re-adding the same ``(run, trial_id)`` replaces that trial
   (a resumed search never creates duplicates);
-* the file is in WAL mode with a busy timeout, so several processes can write to it;
-* folds and history are kept in long form (one row per fold and metric, one row per
-  epoch and metric) and pivoted by pandas on the way out.
-
-The frames (:meth:`Store.trials_frame`, :meth:`Store.folds_frame`,
-:meth:`Store.history_frame`, :meth:`Store.runs_frame`) are the contract the later stages
-(``aggregate``, ``plots``, ``report``) consume.
+* SQLite files are in WAL mode with a busy timeout and writes ``BEGIN IMMEDIATE``, so
+  several processes on one machine can write to one file; several machines share a
+  PostgreSQL database (``postgresql://user@host:port/db``);
+* folds and history are kept in long form and pivoted by pandas on the way out; the
+  frames (``trials_frame``, ``folds_frame``, ``history_frame``, ``runs_frame``) are the
+  contract the later stages (``aggregate``, ``plots``, ``report``) consume.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection as DB
+from sqlalchemy.exc import IntegrityError
+
 from automnist.errors import StoreError
 from automnist.records import TrialRecord
 from automnist.store import frames
+from automnist.store.codec import (
+    as_int, check_name, dumps, encode_trial, json_object, read_trials, run_list, write_trial,
+)
 from automnist.store.connection import Connection
-from automnist.store.codec import as_int, check_name, dumps, encode_trial, read_trials, run_list, write_trial
-from automnist.store.schema import DB_NAME, RUN_COLUMNS, RUN_KINDS, RUN_STATUSES
+from automnist.store.location import selected_store, store_url
+from automnist.store.schema import DB_NAME, RUN_COLUMNS, RUN_KINDS, RUN_STATUSES, runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,18 +45,30 @@ __all__ = ["Store"]
 
 
 class Store:
-    """A results store in one SQLite file.
+    """A results store: one SQLite file or one PostgreSQL database.
 
     Parameters
     ----------
     path : str or Path
-        The database file; its parent directory and the tables are created when missing.
+        The store: a file path or ``sqlite:///path`` (the file, its parent directory and
+        the tables are created when missing), or ``postgresql://user@host:port/db`` (the
+        database must exist; the tables are created when missing).
+    create : bool, default True
+        False for read-only commands: a missing file or an empty database is a
+        :class:`StoreError` ("no results store there") and nothing is created.
+
+    Attributes
+    ----------
+    path : Path or None
+        The SQLite file (None for PostgreSQL).
+    location, where : str
+        The store as a path or URL (to open it again), and as shown in messages.
 
     Raises
     ------
     StoreError
-        If the file cannot be opened, is not an SQLite database, or was written by a
-        newer automnist (schema version above :data:`SCHEMA_VERSION`).
+        If the store cannot be opened, is not an automnist store, is damaged, or was
+        written by a newer automnist (schema version above :data:`SCHEMA_VERSION`).
 
     Examples
     --------
@@ -60,25 +78,33 @@ class Store:
     ...     frame = store.trials_frame("digits_random")
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot create the results directory: {exc}") from exc
-        self._connection = Connection(self.path)
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        url = store_url(path)
+        sqlite = url.get_backend_name() == "sqlite"
+        self.path = Path(url.database) if sqlite else None
+        self.location = str(self.path) if self.path is not None else url.render_as_string(hide_password=False)
+        if self.path is not None and not create and not self.path.is_file():
+            raise StoreError(f"no results store at {self.path} (check --results or --store)")
+        if self.path is not None and create:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create the results directory: {exc}") from exc
+        self._connection = Connection(url, create=create)
+        self.where = self._connection.where
 
     @classmethod
-    def at(cls, results_dir: str | Path) -> Store:
-        """The store of a results directory: ``<results_dir>/automnist.db``."""
-        return cls(Path(results_dir) / DB_NAME)
+    def at(cls, results_dir: str | Path, *, create: bool = True) -> Store:
+        """The store of a results directory: ``<results_dir>/automnist.db``, or the store
+        selected with :func:`automnist.store.use_store` (the CLI's ``--store``)."""
+        return cls(selected_store() or Path(results_dir) / DB_NAME, create=create)
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({self.where!r})"
 
     def __reduce__(self) -> tuple[type[Store], tuple[str]]:
-        # A Store sent to another process reopens the same file there.
-        return (type(self), (str(self.path),))
+        # A Store sent to another process reopens the same store there.
+        return (type(self), (self.location,))
 
     def __enter__(self) -> Store:
         return self
@@ -135,20 +161,15 @@ class Store:
         check_name(name)
         if kind not in RUN_KINDS:
             raise ValueError(f"kind: must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
-        row = (
-            name, kind, spec_name, spec_text, spec_hash, strategy, dataset, as_int(seed, "seed"),
-            dumps(config or {}, "config"), dumps(versions or {}, "versions"), time.time(),
-        )
+        row = dict(name=name, kind=kind, spec_name=spec_name, spec_text=spec_text, spec_hash=spec_hash,
+                   strategy=strategy, dataset=dataset, seed=as_int(seed, "seed"), config=dumps(config or {}, "config"),
+                   versions=dumps(versions or {}, "versions"), started_at=time.time())
         try:
             with self._connection.write() as db:
-                cur = db.execute(
-                    "INSERT INTO runs (name, kind, spec_name, spec_text, spec_hash, strategy, dataset,"
-                    " seed, config, versions, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"a run named {name!r} already exists in {self.path}; choose another name") from exc
-        return int(cur.lastrowid)
+                cur = db.execute(runs.insert().values(row))
+        except IntegrityError as exc:
+            raise StoreError(f"a run named {name!r} already exists in {self.where}; choose another name") from exc
+        return int(cur.inserted_primary_key[0])
 
     def get_run(self, name: str) -> dict[str, Any] | None:
         """All columns of run ``name`` (``config`` and ``versions`` decoded), or None.
@@ -160,12 +181,12 @@ class Store:
         """
         check_name(name)
         with self._connection.read() as db:
-            row = db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return None
-        run = dict(zip(RUN_COLUMNS, row))
-        run["config"] = json.loads(run["config"])
-        run["versions"] = json.loads(run["versions"])
+            row = db.execute(select(runs).where(runs.c.name == name)).first()
+            if row is None:
+                return None
+            run = dict(zip(RUN_COLUMNS, row))
+            run["config"] = json_object(run["config"], f"run {name!r}: config")
+            run["versions"] = json_object(run["versions"], f"run {name!r}: versions")
         return run
 
     def require_run(self, name: str) -> dict[str, Any]:
@@ -178,7 +199,7 @@ class Store:
     def run_names(self) -> list[str]:
         """Names of all runs, oldest first."""
         with self._connection.read() as db:
-            return [r[0] for r in db.execute("SELECT name FROM runs ORDER BY run_id")]
+            return list(db.execute(select(runs.c.name).order_by(runs.c.run_id)).scalars())
 
     def finish_run(self, name: str, status: str = "finished") -> None:
         """Mark run ``name`` as ended: ``finished``, ``interrupted`` or ``failed``; sets ``ended_at``."""
@@ -212,11 +233,11 @@ class Store:
             If there is no run ``name`` or ``changes`` is not JSON-serialisable.
         """
         with self._connection.write() as db:
-            row = db.execute("SELECT config FROM runs WHERE name = ?", (name,)).fetchone()
+            row = db.execute(select(runs.c.config).where(runs.c.name == name)).first()
             if row is None:
                 raise self._unknown([name], db)
-            config = {**json.loads(row[0]), **changes}
-            db.execute("UPDATE runs SET config = ? WHERE name = ?", (dumps(config, "config"), name))
+            config = {**json_object(row[0], f"run {name!r}: config"), **changes}
+            db.execute(update(runs).where(runs.c.name == name).values(config=dumps(config, "config")))
 
     def set_status(self, name: str, status: str) -> None:
         """Set the status of run ``name``.
@@ -235,7 +256,7 @@ class Store:
             raise ValueError(f"status: must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
         ended = None if status == "running" else time.time()
         with self._connection.write() as db:
-            cur = db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE name = ?", (status, ended, name))
+            cur = db.execute(update(runs).where(runs.c.name == name).values(status=status, ended_at=ended))
         if cur.rowcount == 0:
             raise self._unknown([name])
 
@@ -268,7 +289,7 @@ class Store:
             raise TypeError(f"record: must be a TrialRecord, got {type(record).__name__}")
         rows = encode_trial(record)  # a malformed record fails before the write transaction
         with self._connection.write() as db:
-            found = db.execute("SELECT run_id FROM runs WHERE name = ?", (run,)).fetchone()
+            found = db.execute(select(runs.c.run_id).where(runs.c.name == run)).first()
             if found is None:
                 raise self._unknown([run], db)
             write_trial(db, found[0], rows)
@@ -335,12 +356,8 @@ class Store:
         DataFrame
             ``run, trial_id, fold``, the metric columns :data:`BASE_METRICS` (NaN when
             absent) and every other fold metric present, sorted by name.  Rows are in
-            the order of ``runs``, then trial number, then fold.
-
-        Raises
-        ------
-        StoreError
-            If a run name is unknown.
+            the order of ``runs``, then trial number, then fold.  An unknown run name
+            raises :class:`StoreError`.
         """
         return self._frame(frames.folds_frame, runs)
 
@@ -351,28 +368,24 @@ class Store:
         -------
         DataFrame
             ``run, trial_id, fold, epoch, metric, value``; rows in the order of ``runs``,
-            then trial number, then the order the trial recorded them.
-
-        Raises
-        ------
-        StoreError
-            If a run name is unknown.
+            then trial number, then the order the trial recorded them.  An unknown run name
+            raises :class:`StoreError`.
         """
         return self._frame(frames.history_frame, runs)
 
     # ------------------------------------------------------------------ internals
 
-    def _frame(self, build: Callable[[sqlite3.Connection, list[tuple[str, int, str]]], pd.DataFrame],
+    def _frame(self, build: Callable[[DB, list[tuple[str, int, str]]], pd.DataFrame],
                runs: str | list[str]) -> pd.DataFrame:
         """``build(db, run_ids)`` for the runs named in ``runs``, in one read transaction."""
         with self._connection.read() as db:
             return build(db, self._run_ids(run_list(runs), db))
 
-    def _run_ids(self, names: list[str], db: sqlite3.Connection) -> list[tuple[str, int, str]]:
+    def _run_ids(self, names: list[str], db: DB) -> list[tuple[str, int, str]]:
         """``(name, run_id, strategy)`` for each name, in order; unknown names raise."""
         found = {}
         for name in names:
-            row = db.execute("SELECT run_id, strategy FROM runs WHERE name = ?", (name,)).fetchone()
+            row = db.execute(select(runs.c.run_id, runs.c.strategy).where(runs.c.name == name)).first()
             if row is not None:
                 found[name] = row
         missing = [n for n in names if n not in found]
@@ -380,9 +393,7 @@ class Store:
             raise self._unknown(missing, db)
         return [(n, *found[n]) for n in names]
 
-    def _unknown(self, names: list[str], db: sqlite3.Connection | None = None) -> StoreError:
-        if db is None:
-            db = self._connection.get()
-        known = [r[0] for r in db.execute("SELECT name FROM runs ORDER BY run_id")]
+    def _unknown(self, names: list[str], db: DB | None = None) -> StoreError:
+        known = self.run_names() if db is None else list(db.execute(select(runs.c.name).order_by(runs.c.run_id)).scalars())
         what = f"no run named {names[0]!r}" if len(names) == 1 else f"no runs named {', '.join(map(repr, names))}"
-        return StoreError(f"{what} in {self.path}; known runs: {', '.join(known) or 'none'}")
+        return StoreError(f"{what} in {self.where}; known runs: {', '.join(known) or 'none'}")
