@@ -9,6 +9,12 @@ other exception inside a trial marks it ``failed`` and the search goes on.
 from __future__ import annotations
 
 
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line (line breaks and control characters escaped), at most ``limit`` characters."""
+    flat = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 class AutomnistError(Exception):
     """Base class of every error automnist raises on purpose."""
 
@@ -25,7 +31,7 @@ class SpecError(AutomnistError, ValueError):
         self.rule = message
         where = f"{source}: " if source else ""
         key = f"{path}: " if path else ""
-        super().__init__(f"{where}{key}{message}")
+        super().__init__(one_line(f"{where}{key}{message}"))
 
 
 class DataError(AutomnistError):

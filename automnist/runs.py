@@ -9,8 +9,10 @@ the same way everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -20,14 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automnist.data import Dataset, apply_noise, load_dataset
+from automnist.errors import SpecError
 from automnist.records import TrialRecord
 from automnist.spec import SearchSpec
 
 if TYPE_CHECKING:
     from automnist.store import Store
 
-__all__ = ["SearchResult", "library_versions", "default_run_name", "run_dir", "create_spec_run", "spec_text",
-           "prepare_data"]
+__all__ = ["RUN_NAME_RULE", "SearchResult", "library_versions", "check_run_name", "default_run_name", "run_dir",
+           "create_spec_run", "spec_text", "prepare_data"]
 
 #: The libraries a stored result depends on.
 _LIBRARIES = ("automnist", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikit-learn", "scikeras",
@@ -62,19 +65,50 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+#: The run-name rule: 1 to 100 characters, ASCII letters, digits, ``-``, ``_`` and ``.``, starting
+#: with a letter or digit.  A valid name is its own folder name (``results/<name>/``), so two
+#: names never share a folder; ``.``, ``..``, ``/``, spaces and over-long names are refused.
+RUN_NAME_RULE = ("1 to 100 characters: ASCII letters, digits, '-', '_' and '.', starting with a letter or digit")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_name(name: Any) -> str:
+    """``name`` if it follows the run-name rule (:data:`RUN_NAME_RULE`), else :class:`SpecError`."""
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise SpecError("", "run name", f"must be {RUN_NAME_RULE}, got {shown}")
+    return name
+
+
+def _slug(text: str, limit: int) -> str:
+    """``text`` as run-name characters: other characters become ``_``, at most ``limit`` long."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", text).lstrip("._-")[:limit].rstrip("._-")
+    return slug or "run"
+
+
 def default_run_name(spec: SearchSpec, kind: str | None = None, *, unique: bool = False) -> str:
     """``<spec name>[-<kind>]-<YYYYmmdd-HHMMSS>`` (``unique`` adds 6 random hex digits, for
-    estimators that may start several runs in one second)."""
-    parts = [spec.name] + ([kind] if kind else []) + [time.strftime("%Y%m%d-%H%M%S")]
+    estimators that may start several runs in one second).
+
+    The spec name is made to follow the run-name rule (other characters become ``_``,
+    at most 60 of them), so a default name is always a valid run name.
+    """
+    parts = [_slug(spec.name, 60)] + ([kind] if kind else []) + [time.strftime("%Y%m%d-%H%M%S")]
     if unique:
         parts.append(uuid.uuid4().hex[:6])
-    return "-".join(parts)
+    return check_run_name("-".join(parts))
 
 
 def run_dir(results_dir: str | Path, run: str) -> Path:
-    """Where a run's files (best model, predictions, report, tuner state) live."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run).strip(".") or "run"
-    return Path(results_dir) / safe
+    """Where a run's files (best model, predictions, report, tuner state) live: ``<results>/<run>``.
+
+    A name made before the run-name rule (spaces, ``/``, ...) gets its characters replaced
+    and a hash of the whole name appended, so it never shares a folder with another name.
+    """
+    if _RUN_NAME.fullmatch(run):
+        return Path(results_dir) / run
+    digest = hashlib.sha256(run.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return Path(results_dir) / f"{_slug(run, 80)}-{digest}"
 
 
 def spec_text(spec: SearchSpec) -> str:
@@ -103,7 +137,13 @@ def create_spec_run(
 
     ``strategy`` and ``seed`` default to the spec's; ``extra_config`` is merged into the
     stored config (e.g. the settings of a range test).
+
+    Raises
+    ------
+    SpecError
+        If ``name`` breaks the run-name rule (:data:`RUN_NAME_RULE`).
     """
+    check_run_name(name)
     return store.create_run(
         name,
         kind=kind,

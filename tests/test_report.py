@@ -224,7 +224,9 @@ def test_user_strings_are_escaped(results: Path) -> None:
 def test_comparison_report(results: Path) -> None:
     with Store.at(results) as store:
         path = write_report(store, ["grid-run", "other run"])
-    assert path == results / "compare-grid-run-vs-other_run.html"
+    # "other run" was named before the run-name rule: its folder name carries a hash of the name
+    assert path == results / f"compare-grid-run-vs-{run_dir('.', 'other run').name}.html"
+    assert run_dir(".", "other run").name.startswith("other_run-")
     page = _Page(path.read_text(encoding="utf-8"))
     assert page.sections[:3] == ["comparison", "shared-effects", "run1"]
     assert "run1-leaderboard" in page.sections and "run2-leaderboard" in page.sections
@@ -269,7 +271,9 @@ def test_export_markdown_tables(results: Path) -> None:
     assert lines[header].startswith("| rank | run | trial_id | param_k | param_opt | param_filters | val_accuracy |")
     assert lines[header + 2].startswith("| 1 | grid-run | 0002 | 5 | adam | 32-64 | 0.97 |")
     assert "## Hyperparameter effects" in lines and "## Best vs runner-up" in lines
-    assert "<img src=x onerror=alert(2)> \\| boom" in text  # pipes escaped so the table holds
+    # HTML escaped (a Markdown file is often rendered as HTML), pipes escaped so the table holds
+    assert "&lt;img src=x onerror=alert(2)&gt; \\| boom" in text
+    assert "<img" not in text and "<script" not in text
 
 
 def test_export_table_csv_with_folds(results: Path) -> None:

@@ -18,16 +18,24 @@ from typing import Any
 
 from automnist.cli.commands import EXIT_USAGE, HANDLERS
 from automnist.cli.parser import build_parser
-from automnist.errors import AutomnistError, SpecError, StoreError
+from automnist.logs import configure_output
+from automnist.errors import AutomnistError, DataError, SpecError, StoreError, one_line
+from automnist.runs import check_run_name
 from automnist.store import use_store
 
 __all__ = ["main", "build_parser"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted).
+
+    Bad input (a :class:`SpecError`, :class:`DataError` or :class:`StoreError`: an invalid
+    spec, unreadable data, a bad or unknown run name, an unusable store) prints one line and
+    returns 2.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_output(verbose=args.verbose)  # before any subcommand imports TensorFlow
     if args.version:
         print(f"automnist {version('automnist')}")
         return 0
@@ -36,13 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     previous = _interrupt_on_sigterm()
     try:
+        if getattr(args, "run_name", None) is not None and not getattr(args, "resume", False):
+            check_run_name(args.run_name)  # before any data is loaded or run created
         with use_store(getattr(args, "store", None)):  # --store: every Store.at() of the command opens it
             return HANDLERS[args.command](args)
-    except (SpecError, StoreError) as exc:
-        print(f"automnist: error: {exc}", file=sys.stderr)
+    except (SpecError, DataError, StoreError) as exc:  # bad input: a spec, data, a run name, a store
+        print(f"automnist: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except AutomnistError as exc:
-        print(f"automnist: error: {exc}", file=sys.stderr)
+        print(f"automnist: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("automnist: interrupted; finished trials are in the store (continue with --resume)", file=sys.stderr)

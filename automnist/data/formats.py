@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import os
 import pickle
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,14 @@ _IDX_CODES: dict[str, int] = {dt.newbyteorder("=").str[1:]: code for code, dt in
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip (by name or by magic bytes)."""
+#: Deflate expands at most about 1032-fold; a header claiming more than this many times the
+#: compressed size cannot be telling the truth (checked before anything is allocated).
+_MAX_GZIP_RATIO = 1100
+
+
+def _open_stream(path: Path) -> tuple[io.BufferedIOBase, int, bool]:
+    """The file's content as a stream (gunzipped when gzip, by name or magic bytes), an upper
+    bound of its length, and whether it is gzip."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -40,17 +49,25 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}") from exc
     if path.suffix == ".gz" or raw[:2] == _GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except EOFError as exc:
-            raise DataError(f"{path}: unreadable gzip: truncated ({exc})") from exc
-        except (OSError, zlib.error) as exc:
-            raise DataError(f"{path}: unreadable gzip: {exc}") from exc
-    return raw
+        return gzip.GzipFile(fileobj=io.BytesIO(raw)), len(raw) * _MAX_GZIP_RATIO + 4096, True
+    return io.BytesIO(raw), len(raw), False
+
+
+def _read_exact(stream: io.BufferedIOBase, n: int, path: Path, gz: bool) -> bytes:
+    """Up to ``n`` bytes; gzip errors become DataError."""
+    try:
+        return stream.read(n)
+    except EOFError as exc:
+        raise DataError(f"{path}: unreadable gzip: truncated ({exc})") from exc
+    except (OSError, zlib.error) as exc:
+        raise DataError(f"{path}: unreadable gzip: {exc}") from exc
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (the MNIST / Fashion-MNIST format), gzipped or not.
+
+    The header's shape is checked against what the file can hold before the data is read,
+    so a crafted header claiming a huge array is a :class:`DataError`, not an allocation.
 
     Parameters
     ----------
@@ -70,30 +87,43 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         the message names the file.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DataError(f"{path}: truncated IDX file: {len(data)} bytes, the magic number alone needs 4")
-    code, ndim = data[2], data[3]
-    if data[:2] != b"\x00\x00" or code not in _IDX_DTYPES or ndim == 0:
-        raise DataError(
-            f"{path}: bad IDX magic number 0x{data[:4].hex()}: expected 0x0000, a type code "
-            f"(08 ubyte, 09 byte, 0b short, 0c int, 0d float, 0e double) and the number of "
-            f"dimensions, e.g. 0x00000803 for images, 0x00000801 for labels"
-        )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(
-            f"{path}: truncated IDX file: header of {ndim} dimensions needs {header} bytes, got {len(data)}"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = _IDX_DTYPES[code]
-    count = int(np.prod(shape, dtype=np.int64))
-    expected, got = count * dtype.itemsize, len(data) - header
-    if got < expected:
-        raise DataError(f"{path}: truncated IDX file: shape {shape} needs {expected} data bytes, found {got}")
-    if got > expected:
-        raise DataError(f"{path}: corrupt IDX file: {got - expected} bytes after the data of shape {shape}")
-    return np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    stream, most, gz = _open_stream(path)
+    with stream:
+        magic = _read_exact(stream, 4, path, gz)
+        if len(magic) < 4:
+            raise DataError(f"{path}: truncated IDX file: {len(magic)} bytes, the magic number alone needs 4")
+        code, ndim = magic[2], magic[3]
+        if magic[:2] != b"\x00\x00" or code not in _IDX_DTYPES or ndim == 0:
+            raise DataError(
+                f"{path}: bad IDX magic number 0x{magic.hex()}: expected 0x0000, a type code "
+                f"(08 ubyte, 09 byte, 0b short, 0c int, 0d float, 0e double) and the number of "
+                f"dimensions, e.g. 0x00000803 for images, 0x00000801 for labels"
+            )
+        header = 4 + 4 * ndim
+        dims = _read_exact(stream, 4 * ndim, path, gz)
+        if len(dims) < 4 * ndim:
+            raise DataError(
+                f"{path}: truncated IDX file: header of {ndim} dimensions needs {header} bytes, got {4 + len(dims)}"
+            )
+        shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4", count=ndim))
+        dtype = _IDX_DTYPES[code]
+        count = math.prod(shape)
+        expected = count * dtype.itemsize
+        if expected > most - header:  # more than the file can hold: count what is there, keep none of it
+            found = 0
+            while chunk := _read_exact(stream, 1 << 20, path, gz):
+                found += len(chunk)
+            raise DataError(f"{path}: truncated IDX file: shape {shape} needs {expected} data bytes, found {found}")
+        data = _read_exact(stream, expected + 1, path, gz)
+        got = len(data)
+        if got < expected:
+            raise DataError(f"{path}: truncated IDX file: shape {shape} needs {expected} data bytes, found {got}")
+        if got > expected:
+            extra = 1
+            while chunk := _read_exact(stream, 1 << 20, path, gz):  # counted, not kept
+                extra += len(chunk)
+            raise DataError(f"{path}: corrupt IDX file: {extra} bytes after the data of shape {shape}")
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
@@ -227,19 +257,44 @@ def _read_cifar_dir(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
 # --------------------------------------------------------------------------- npz files
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    import zipfile
+def _npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One ``.npy`` member, its header checked against the member's size before reading it."""
+    fmt = np.lib.format
+    claimed = min(info.file_size, info.compress_size * _MAX_GZIP_RATIO + 4096)
+    with zf.open(info) as fh:
+        version = fmt.read_magic(fh)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"unsupported .npy version {version}")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh, max_header_size=10_000)
+        if dtype.hasobject:
+            raise ValueError(f"{info.filename}: object arrays are not allowed (they would need pickle)")
+        header = fh.tell() if fh.seekable() else 0
+        need = math.prod(shape) * dtype.itemsize
+        if need > max(claimed - header, 0):
+            raise DataError(f"{path}: corrupt npz file: {info.filename} claims shape {shape} of {dtype} "
+                            f"({need} bytes) but holds at most {max(claimed - header, 0)} bytes")
+        data = fh.read(need + 1)
+    if len(data) != need:
+        raise DataError(f"{path}: corrupt npz file: {info.filename} has {len(data)} data bytes, "
+                        f"shape {shape} of {dtype} needs {need}")
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, dtype=dtype, count=math.prod(shape)).reshape(shape, order=order)
 
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with path.open("rb") as fh:  # our handle: np.load leaks its own on a bad zip
-            loaded = np.load(fh, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
+        with path.open("rb") as fh:
+            if fh.read(6) == b"\x93NUMPY":
                 raise DataError(f"{path}: not an npz archive (a single .npy array?)")
-            return {k: loaded[k] for k in loaded.files}
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as zf:
+                return {info.filename[:-4]: _npz_member(zf, info, path)
+                        for info in zf.infolist() if info.filename.endswith(".npy")}
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error) as exc:
-        raise DataError(f"{path}: unreadable npz file: {type(exc).__name__}: {exc}") from exc
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error, NotImplementedError) as exc:
+        raise DataError(f"{path}: unreadable npz file: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
 def _npz_arrays(path: Path) -> tuple[dict[str, np.ndarray], bool]:

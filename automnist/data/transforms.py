@@ -141,6 +141,7 @@ def _build(
     """Normalise images and labels; split when there is no test part (x_test is None)."""
     xs = [_as_images(x_train, source)] + ([] if x_test is None else [_as_images(x_test, source)])
     ys = [y_train] + ([] if y_test is None else [y_test])
+    _check_content(xs, ys, source)
     if class_names is None:
         labels, class_names = index_labels(*ys)
     else:
@@ -160,6 +161,24 @@ def _build(
         xs = [xs[0][train], xs[0][test]]
         labels = [labels[0][train], labels[0][test]]
     return Dataset(name, xs[0], labels[0], xs[1], labels[1], tuple(class_names), source)
+
+
+def _check_content(xs: list[np.ndarray], ys: list[np.ndarray], source: str) -> None:
+    """Images and labels a classifier can learn from: some images, each at least 1x1, finite
+    labels of at least 2 classes."""
+    for x, part in zip(xs, ("training", "test"), strict=False):
+        if len(x) == 0:
+            raise DataError(f"{source}: no {part} images (0 in the file)")
+        if min(x.shape[1:]) == 0:
+            raise DataError(f"{source}: images must be at least 1x1 with 1 channel, got shape {x.shape[1:]}")
+    for y in ys:
+        y = np.asarray(y)
+        if y.dtype.kind in "fc" and not np.isfinite(y).all():
+            raise DataError(f"{source}: labels contain NaN or infinite values")
+        if y.dtype.kind not in "biufUS":
+            raise DataError(f"{source}: labels must be integers or text, got dtype {y.dtype}")
+    if len(np.unique(np.asarray(ys[0]).ravel())) < 2:
+        raise DataError(f"{source}: the training labels hold a single class; a classifier needs at least 2")
 
 
 def _apply_subset(ds: Dataset, subset: int, seed: int) -> Dataset:

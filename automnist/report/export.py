@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,11 +18,18 @@ if TYPE_CHECKING:
 __all__ = ["export_markdown", "export_table"]
 
 
+def _md(value: Any) -> str:
+    """Text safe in Markdown that may be rendered as HTML: ``<``, ``>`` and ``&``
+    become entities (a run name or an error text holding ``<script>`` stays text), line
+    breaks become spaces."""
+    return html.escape(str(value), quote=False).replace("\r", " ").replace("\n", " ")
+
+
 def _markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (pipes and newlines in cells escaped)."""
+    """A GitHub-flavoured Markdown table (HTML, pipes and newlines in cells escaped)."""
 
     def text(value: Any) -> str:
-        return cell(value)[0].replace("|", "\\|").replace("\n", " ")
+        return _md(cell(value)[0]).replace("|", "\\|")
 
     header = [text(c) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -46,15 +54,15 @@ def export_markdown(store: Store, run: str) -> str:
     counts = view.trials["status"].value_counts()
     best = best_row(view)
     parts = [
-        f"# automnist run {run}",
+        f"# automnist run {_md(run)}",
         "",
-        f"- data set: {info.get('dataset', '')}; strategy: {info.get('strategy', '')}; "
-        f"objective: {objective} ({direction})",
+        f"- data set: {_md(info.get('dataset', ''))}; strategy: {_md(info.get('strategy', ''))}; "
+        f"objective: {_md(objective)} ({_md(direction)})",
         f"- trials: {len(view.trials)} (ok {int(counts.get('ok', 0))}, failed {int(counts.get('failed', 0))}, "
         f"infeasible {int(counts.get('infeasible', 0))})",
     ]
     if best is not None:
-        parts.append(f"- best: trial {best['trial_id']}, {objective} = {cell(best[objective])[0]}")
+        parts.append(f"- best: trial {_md(best['trial_id'])}, {_md(objective)} = {_md(cell(best[objective])[0])}")
     parts += ["", "## Leaderboard", "", _markdown_table(view.tables["leaderboard"])]
     if len(view.tables["effects"]):
         parts += ["", "## Hyperparameter effects", "", _markdown_table(view.tables["effects"])]

@@ -29,6 +29,7 @@ from automnist.spec.model import (
     SearchConfig,
     param_default,
 )
+from automnist.spec.consistency import check_consistency
 from automnist.spec.parse import (
     check_keys,
     parse_data,
@@ -38,7 +39,10 @@ from automnist.spec.parse import (
     parse_params,
     parse_search,
 )
+from automnist.spec.raw import check_plain
+from automnist.spec.values import short_repr
 from automnist.spec.vocabulary import CONV_PARAMS, DEFAULTS, LR_FROM_LR_FIND, MODELS, TOP_KEYS
+from automnist.spec.yaml_reader import MAX_BYTES, read_yaml
 
 __all__ = ["SearchSpec", "load_spec", "parse_spec"]
 
@@ -181,23 +185,16 @@ def load_spec(path: str | Path) -> SearchSpec:
     SpecError
         If the file is missing, is not valid YAML, or breaks a rule.
     """
-    import yaml
-
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(source, "", "file not found") from None
     except OSError as exc:
         raise SpecError(source, "", f"cannot read file ({exc.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(source, where, f"invalid YAML: {problem}") from None
+    raw = read_yaml(data, source)
     if raw is None:
         raise SpecError(source, "", "the file is empty")
     spec = parse_spec(raw, source=source)
@@ -210,17 +207,20 @@ def parse_spec(raw: Any, source: str = "<dict>") -> SearchSpec:
     """Validate a mapping (parsed YAML) into a :class:`SearchSpec`."""
     if not isinstance(raw, Mapping):
         raise SpecError(source, "", f"a spec must be a mapping, got {type(raw).__name__}")
+    check_plain(raw, source)
     check_keys(raw, TOP_KEYS, source, "")
-    name = raw.get("name") or ""
-    if not isinstance(name, str):
-        raise SpecError(source, "name", f"must be a string, got {name!r}")
+    name = _optional(raw, "name", "")
+    if not isinstance(name, str) or ("name" in raw and not name.strip()):
+        raise SpecError(source, "name", f"must be a non-empty text, got {short_repr(name)}")
     model = raw.get("model", "cnn")
     if model not in MODELS:
-        raise SpecError(source, "model", f"must be one of {', '.join(MODELS)}, got {model!r}")
-    description = raw.get("description") or ""
-    data = parse_data(raw.get("data") or {}, source)
-    params = parse_params(raw.get("params") or {}, source)
-    search = parse_search(raw.get("search") or {}, source)
+        raise SpecError(source, "model", f"must be one of {', '.join(MODELS)}, got {short_repr(model)}")
+    description = _optional(raw, "description", "")
+    if not isinstance(description, str):
+        raise SpecError(source, "description", f"must be text, got {short_repr(description)}")
+    data = parse_data(_optional(raw, "data", {}), source)
+    params = parse_params(_optional(raw, "params", {}), source)
+    search = parse_search(_optional(raw, "search", {}), source)
     objective = parse_objective(raw.get("objective", "val_accuracy"), source)
     denoise = parse_denoise(raw.get("denoise"), source)
     final = parse_final(raw.get("final"), source)
@@ -236,8 +236,15 @@ def parse_spec(raw: Any, source: str = "<dict>") -> SearchSpec:
         final=final,
         source=source,
     )
+    check_consistency(spec.model, spec.params, source)
     _check_cross(spec)
     return spec
+
+
+def _optional(raw: Mapping[str, Any], key: str, default: Any) -> Any:
+    """``raw[key]``, or ``default`` when the key is absent or null (an empty list stays a list, and is refused)."""
+    value = raw.get(key)
+    return default if value is None else value
 
 
 def _check_cross(spec: SearchSpec) -> None:
@@ -252,14 +259,14 @@ def _check_cross(spec: SearchSpec) -> None:
         values = lr.values if isinstance(lr, ChoiceParam) else ()
         if any(v == LR_FROM_LR_FIND for v in values):
             raise SpecError(spec.source, "params.learning_rate",
-                            f"{LR_FROM_LR_FIND!r} is only allowed as the fixed value (learning_rate: {LR_FROM_LR_FIND})")
+                            f"{short_repr(LR_FROM_LR_FIND)} is only allowed as the fixed value (learning_rate: {LR_FROM_LR_FIND})")
     if isinstance(lr, FixedParam) and isinstance(lr.value, Mapping):
         opt = pmap.get("optimizer")
         wanted = [DEFAULTS["optimizer"]] if opt is None else list(opt.values) if isinstance(opt, ChoiceParam) else [opt.value]
         missing = [o for o in wanted if isinstance(o, str) and o not in lr.value]
         if missing:
             raise SpecError(spec.source, "params.learning_rate",
-                            f"the per-optimizer mapping has no learning rate for optimizer {missing[0]!r}, got {plain_value(lr.value)!r}")
+                            f"the per-optimizer mapping has no learning rate for optimizer {short_repr(missing[0])}, got {short_repr(plain_value(lr.value))}")
     if spec.denoise is not None and spec.data.noise is None:
         raise SpecError(spec.source, "denoise",
                         "needs data.noise: the autoencoder learns to map noisy training images to the clean ones")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
 from automnist.records import plain_value
 
-__all__ = ["freeze", "is_int", "is_number", "value_key", "value_label"]
+__all__ = ["freeze", "is_int", "is_number", "short_repr", "value_key", "value_label"]
 
 
 def is_int(v: Any) -> bool:
@@ -20,6 +21,17 @@ def is_int(v: Any) -> bool:
 def is_number(v: Any) -> bool:
     """Whether ``v`` is a finite int or float (booleans are not)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 3, 10, 10, 10
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 80
+
+
+def short_repr(v: Any, limit: int = 80) -> str:
+    """``repr(v)`` cut to ``limit`` characters (error messages never print a huge value)."""
+    text = _SHORT.repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def freeze(v: Any) -> Any:

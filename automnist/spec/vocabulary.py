@@ -28,8 +28,12 @@ __all__ = [
     "STRATEGIES",
     "AUTO_MAX_TRIALS",
     "TOP_KEYS",
+    "INDEXED",
+    "MAX_SEED",
     "float_rule",
+    "int_rule",
     "rule_for",
+    "split_indexed",
 ]
 
 #: The top-level keys of a spec.
@@ -96,20 +100,34 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _int_rule(low: int) -> Callable[[Any], str | None]:
+#: Upper bounds of the integer settings: far above any useful value, low enough that nothing
+#: overflows or allocates absurdly (10**18 units would be accepted and fail at build time).
+MAX_UNITS = 65_536
+MAX_FILTERS = 16_384
+MAX_BATCH_SIZE = 1_048_576
+MAX_LAYERS = 64
+MAX_KERNEL = 512
+MAX_EPOCHS = 100_000
+#: Seeds are passed to numpy and scikit-learn, which take 0..2**32-1.
+MAX_SEED = 2**32 - 1
+
+
+def int_rule(low: int, high: int) -> Callable[[Any], str | None]:
+    """A rule for an integer in ``[low, high]``."""
+
     def check(v: Any) -> str | None:
-        return None if is_int(v) and v >= low else f"must be an integer >= {low}"
+        return None if is_int(v) and low <= v <= high else f"must be an integer from {low} to {high}"
 
     return check
 
 
-def _int_or_list_rule(low: int) -> Callable[[Any], str | None]:
+def _int_or_list_rule(low: int, high: int) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
-        if is_int(v) and v >= low:
+        if is_int(v) and low <= v <= high:
             return None
-        if isinstance(v, (list, tuple)) and v and all(is_int(x) and x >= low for x in v):
+        if isinstance(v, (list, tuple)) and 0 < len(v) <= MAX_LAYERS and all(is_int(x) and low <= x <= high for x in v):
             return None
-        return f"must be an integer >= {low} or a non-empty list of them"
+        return f"must be an integer from {low} to {high} or a non-empty list of at most {MAX_LAYERS} of them"
 
     return check
 
@@ -194,18 +212,18 @@ def _augmentation_rule(v: Any) -> str | None:
 
 
 RULES: dict[str, Callable[[Any], str | None]] = {
-    "conv_layers": _int_rule(0),
-    "convs_per_block": _int_rule(1),
-    "filters": _int_or_list_rule(1),
-    "kernel_size": _int_or_list_rule(1),
-    "strides": _int_or_list_rule(1),
+    "conv_layers": int_rule(0, MAX_LAYERS),
+    "convs_per_block": int_rule(1, MAX_LAYERS),
+    "filters": _int_or_list_rule(1, MAX_FILTERS),
+    "kernel_size": _int_or_list_rule(1, MAX_KERNEL),
+    "strides": _int_or_list_rule(1, MAX_KERNEL),
     "padding": _enum_or_list_rule(PADDINGS),
     "pooling": _enum_rule(POOLINGS),
-    "pool_size": _int_rule(1),
+    "pool_size": int_rule(1, MAX_KERNEL),
     "conv_dropout": float_rule(0.0, 1.0, high_open=True),
     "batch_norm": _bool_rule,
-    "dense_layers": _int_rule(0),
-    "units": _int_or_list_rule(1),
+    "dense_layers": int_rule(0, MAX_LAYERS),
+    "units": _int_or_list_rule(1, MAX_UNITS),
     "dropout": float_rule(0.0, 1.0, high_open=True),
     "activation": _enum_rule(ACTIVATIONS),
     "leaky_relu_slope": float_rule(0.0, 1.0),
@@ -215,20 +233,30 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "momentum": float_rule(0.0, 1.0, high_open=True),
     "nesterov": _bool_rule,
     "loss": _enum_rule(LOSSES),
-    "batch_size": _int_rule(1),
-    "epochs": _optional(_int_rule(1)),
+    "batch_size": int_rule(1, MAX_BATCH_SIZE),
+    "epochs": _optional(int_rule(1, MAX_EPOCHS)),
     "validation_split": _optional(float_rule(0.0, 1.0, low_open=True, high_open=True)),
     "augmentation": _augmentation_rule,
 }
-# Per-block / per-layer overrides: filters_1, kernel_size_2, units_1 ... (1-based)
-_INDEXED = ("filters", "kernel_size", "units")
+# Per-block / per-layer overrides: filters_1, kernel_size_2, units_1 ... (1-based, no leading zero)
+#: Indexed override base -> the hyperparameter that counts its layers.
+INDEXED = {"filters": "conv_layers", "kernel_size": "conv_layers", "units": "dense_layers"}
+_INDEXED_HIGH = {"filters": MAX_FILTERS, "kernel_size": MAX_KERNEL, "units": MAX_UNITS}
+
+
+def split_indexed(name: str) -> tuple[str, int] | None:
+    """``("filters", 2)`` for ``filters_2``; None for any other name (``filters_01`` included)."""
+    base, _, idx = name.rpartition("_")
+    if base in INDEXED and idx.isascii() and idx.isdigit() and not idx.startswith("0") and len(idx) <= 3:
+        return base, int(idx)
+    return None
 
 
 def rule_for(name: str) -> Callable[[Any], str | None] | None:
     """The value rule of hyperparameter ``name`` (``filters_2`` and the like included), or None."""
     if name in RULES:
         return RULES[name]
-    base, _, idx = name.rpartition("_")
-    if base in _INDEXED and idx.isdigit() and int(idx) >= 1:
-        return _int_rule(1)
+    indexed = split_indexed(name)
+    if indexed is not None:
+        return int_rule(1, _INDEXED_HIGH[indexed[0]])
     return None
