@@ -7,7 +7,7 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed-$(TF_EXTRA)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast browser-deps bench clean
+.PHONY: install demo test test-fast browser-deps postgres-deps bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,16 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "note: /usr/bin/chromium missing and cannot apt-get install it; the browser test will be skipped"; fi
 
-test: install browser-deps
+# Debian's PostgreSQL for the store tests (tests/pg_server.py starts a throw-away server
+# with initdb + pg_ctl on 127.0.0.1; the PostgreSQL tests are skipped without it).
+postgres-deps:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian postgresql for the store tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "note: PostgreSQL (initdb) missing and cannot apt-get install it; the PostgreSQL store tests will be skipped"; fi
+
+test: install browser-deps postgres-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install

@@ -11,6 +11,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from pg_server import pg_url, postgres_server  # noqa: E402,F401  (a real PostgreSQL server: tests/pg_server.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,13 +3,14 @@ null), and trial records to and from table rows."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -210,15 +211,12 @@ def write_trial(db: Connection, run_id: int, rows: TrialRows) -> None:
     """Write trial ``rows.trial_id`` of run ``run_id`` once: its row is inserted or, when the
     run has it already, replaced (``ON CONFLICT DO UPDATE``, SQLite and PostgreSQL alike),
     and its folds, history and rungs replaced; inside the caller's write transaction."""
+    exists, upsert, deletes = _write_statements(db.dialect.name)
     key = {"run_id": run_id, "trial_id": rows.trial_id}
-    row = {**key, **dict(zip(TRIAL_COLUMNS, rows.trial))}
-    insert = (pg_insert if db.dialect.name == "postgresql" else sqlite_insert)(trials).values(**row)
-    db.execute(insert.on_conflict_do_update(
-        index_elements=[trials.c.run_id, trials.c.trial_id],
-        set_={c: insert.excluded[c] for c in TRIAL_COLUMNS if c != "trial_id"},
-    ))
-    for table in (rungs, history, folds):
-        db.execute(delete(table).where(table.c.run_id == run_id, table.c.trial_id == rows.trial_id))
+    if db.execute(exists, key).first() is not None:  # a rewritten trial: its rows go first
+        for statement in deletes:
+            db.execute(statement, key)
+    db.execute(upsert, {**key, **dict(zip(TRIAL_COLUMNS, rows.trial))})
     children = (
         (folds, [dict(key, fold=f, metric=m, value=v) for f, m, v in rows.folds]),
         (history, [dict(key, seq=seq, fold=f, epoch=e, metric=m, value=v)
@@ -227,7 +225,26 @@ def write_trial(db: Connection, run_id: int, rows: TrialRows) -> None:
     )
     for table, values in children:
         if values:
-            db.execute(table.insert(), values)
+            db.execute(_INSERTS[table.name], values)
+
+
+@functools.cache
+def _write_statements(dialect: str) -> tuple[Any, Any, tuple[Any, ...]]:
+    """Whether a trial exists, the trial upsert, and the deletes of a trial's folds, history
+    and rungs (built once: most of a write's time was building them)."""
+    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(trials)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[trials.c.run_id, trials.c.trial_id],
+        set_={c: insert.excluded[c] for c in TRIAL_COLUMNS if c != "trial_id"},
+    )
+    deletes = tuple(delete(t).where(t.c.run_id == bindparam("run_id"), t.c.trial_id == bindparam("trial_id"))
+                    for t in (rungs, history, folds))
+    exists = select(trials.c.number).where(trials.c.run_id == bindparam("run_id"),
+                                           trials.c.trial_id == bindparam("trial_id"))
+    return exists, upsert, deletes
+
+
+_INSERTS = {t.name: t.insert() for t in (folds, history, rungs)}
 
 
 def json_object(value_text: Any, what: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection as DB
 from sqlalchemy.exc import IntegrityError
 
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Store"]
+
+_RUN_ID = select(runs.c.run_id).where(runs.c.name == bindparam("name"))
 
 
 class Store:
@@ -185,9 +187,7 @@ class Store:
             if row is None:
                 return None
             run = dict(zip(RUN_COLUMNS, row))
-            run["config"] = json_object(run["config"], f"run {name!r}: config")
-            run["versions"] = json_object(run["versions"], f"run {name!r}: versions")
-        return run
+            return {**run, **{k: json_object(run[k], f"run {name!r}: {k}") for k in ("config", "versions")}}
 
     def require_run(self, name: str) -> dict[str, Any]:
         """Like :meth:`get_run`, but a missing run raises :class:`StoreError` listing the known runs."""
@@ -289,7 +289,7 @@ class Store:
             raise TypeError(f"record: must be a TrialRecord, got {type(record).__name__}")
         rows = encode_trial(record)  # a malformed record fails before the write transaction
         with self._connection.write() as db:
-            found = db.execute(select(runs.c.run_id).where(runs.c.name == run)).first()
+            found = db.execute(_RUN_ID, {"name": run}).first()
             if found is None:
                 raise self._unknown([run], db)
             write_trial(db, found[0], rows)
