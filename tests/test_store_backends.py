@@ -8,7 +8,6 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -204,7 +203,6 @@ def test_eight_processes_started_at_once_write_500_trials_each_to_a_fresh_sqlite
     counts = _count(str(path), "load")
     assert counts == {w: 500 for w in workers}
     assert sum(counts.values()) == 4000
-    frame: pd.DataFrame
     with Store(path) as store:
         frame = store.runs_frame()
     assert frame[["run", "n_trials", "n_ok"]].values.tolist() == [["load", 4000, 4000]]
