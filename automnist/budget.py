@@ -3,8 +3,10 @@ and whether one more trial or epoch still fits.
 
 Costs are measured as the search goes, in seconds per training image and epoch (so a
 configuration measured on the training split predicts its refit on training +
-validation images): the median over the epochs seen for a configuration not tried yet,
-and the configuration's own cost for itself.
+validation images): a configuration's own cost once it has trained an epoch past its
+first (which also traces the graph); before that, the measured cost of the others
+scaled by its size (forward multiply-adds per image, :func:`automnist.cost.forward_macs`,
+given with :meth:`BudgetPlan.set_work`), or their median when sizes are not known.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["BudgetPlan", "SAFETY", "MAX_RESERVE"]
+__all__ = ["BudgetPlan", "SAFETY", "MAX_RESERVE", "FIXED_WORK"]
 
 #: Estimates are stretched by this factor before they are trusted with the budget.
 SAFETY = 1.15
 #: The reserve for the final model never takes more than this share of the budget: a refit
 #: that needs more is not planned for (the search's best model is kept instead).
 MAX_RESERVE = 0.25
+#: The part of an image's training step that does not grow with the network (reading the
+#: batch, the loss, the optimizer's step), in forward multiply-adds: a configuration's cost
+#: is taken proportional to its multiply-adds plus this.
+FIXED_WORK = 1.0e6
 
 
 @dataclass
@@ -47,6 +53,7 @@ class BudgetPlan:
     _costs: dict[str, list[float]] = field(default_factory=dict)  # trial id -> seconds per image-epoch
     _first: dict[str, float] = field(default_factory=dict)  # trial id -> its first epoch (graph tracing included)
     _overheads: list[float] = field(default_factory=list)  # seconds of a trial outside its epochs
+    _work: dict[str, float] = field(default_factory=dict)  # trial id -> forward multiply-adds per image
 
     # -- measuring
     def epoch_done(self, trial_id: str, seconds: float, images: int | None = None) -> None:
@@ -58,26 +65,67 @@ class BudgetPlan:
         else:
             self._costs.setdefault(str(trial_id), []).append(cost)
 
+    def set_work(self, trial_id: str, macs: float) -> None:
+        """The size of ``trial_id``'s network (forward multiply-adds per image), so its cost
+        can be predicted from the others' before it trains."""
+        self._work[str(trial_id)] = float(macs)
+
     def trial_done(self, seconds: float, epoch_seconds: float) -> None:
         """A trial took ``seconds`` in all, ``epoch_seconds`` of them training."""
         self._overheads.append(max(0.0, seconds - epoch_seconds))
 
     # -- estimating
-    def epoch_seconds(self, trial_id: str | None = None, images: int | None = None) -> float | None:
-        """Seconds one epoch of ``trial_id`` (or of a configuration not tried yet) takes on
-        ``images`` images (default: a trial's), or None before anything was measured."""
+    def epoch_seconds(self, trial_id: str | None = None, images: int | None = None, *,
+                      cheapest: bool = False) -> float | None:
+        """Seconds one epoch of ``trial_id`` (or of a configuration not tried yet: the median
+        configuration so far, or with ``cheapest`` the cheapest) takes on ``images`` images
+        (default: a trial's), or None before anything was measured."""
         key = None if trial_id is None else str(trial_id)
-        if key in self._costs:
-            per_image = statistics.median(self._costs[key])
-        elif self._costs:
-            per_image = statistics.median(c for costs in self._costs.values() for c in costs)
-        elif key in self._first:
-            per_image = self._first[key]
-        elif self._first:
-            per_image = statistics.median(self._first.values())
+        if cheapest:
+            seen = [statistics.median(c) for c in self._costs.values()] or list(self._first.values())
+            per_image = min(seen) if seen else None
         else:
+            per_image = self._per_image(key)
+        return None if per_image is None else per_image * (images or self.fit_images)
+
+    def _per_image(self, key: str | None) -> float | None:
+        if key in self._costs:
+            return statistics.median(self._costs[key])
+        scaled = self._scaled(key)
+        if scaled is not None:
+            return scaled
+        if self._costs:
+            return statistics.median(c for costs in self._costs.values() for c in costs)
+        if key in self._first:
+            return self._first[key]
+        if self._first:
+            return statistics.median(self._first.values())
+        return None
+
+    def _scaled(self, key: str | None) -> float | None:
+        """The others' cost per unit of work times this configuration's work (None when
+        either is not known)."""
+        if key not in self._work:
             return None
-        return per_image * (images or self.fit_images)
+        rates = [statistics.median(costs) / (self._work[k] + FIXED_WORK)
+                 for k, costs in self._costs.items() if k in self._work]
+        if not rates:  # only first epochs seen: they include tracing, an overestimate on the safe side
+            rates = [first / (self._work[k] + FIXED_WORK) for k, first in self._first.items() if k in self._work]
+        return statistics.median(rates) * (self._work[key] + FIXED_WORK) if rates else None
+
+    def trial_seconds(self, trial_id: str, epochs: int) -> float | None:
+        """Seconds ``trial_id`` takes to train ``epochs`` epochs from scratch: its epochs, its
+        first epoch's graph tracing (as measured on the others) and a trial's overhead."""
+        per_epoch = self.epoch_seconds(trial_id)
+        if per_epoch is None:
+            return None
+        return per_epoch * epochs + self.tracing() + self.overhead()
+
+    def tracing(self) -> float:
+        """Seconds a trial's first epoch takes over its later ones (tracing the graph)."""
+        extra = [(self._first[k] - statistics.median(c)) * self.fit_images
+                 for k, c in self._costs.items() if k in self._first]
+        return max(0.0, statistics.median(extra)) if extra else 0.0
 
     def overhead(self) -> float:
         """Seconds a trial spends outside its epochs (building, evaluating, saving)."""

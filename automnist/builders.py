@@ -68,7 +68,8 @@ def conv_plan(values: Mapping[str, Any], input_shape: Sequence[int]) -> list[dic
     """The convolutional blocks with their output sizes, computed without Keras.
 
     Returns one dict per block: ``filters``, ``kernel``, ``padding`` and ``strides``
-    (one entry per convolution of the block), ``in_hw``, ``out_hw``.
+    (one entry per convolution of the block), ``in_hw``, ``conv_hw`` (each convolution's
+    output size) and ``out_hw`` (after pooling).
 
     Raises
     ------
@@ -88,6 +89,7 @@ def conv_plan(values: Mapping[str, Any], input_shape: Sequence[int]) -> list[dic
     for b in range(n_blocks):
         in_hw = (h, w)
         k = kernels[b]
+        conv_hw = []
         for c in range(per_block):
             where = f"conv block {b + 1}, convolution {c + 1}"
             if paddings[c] == "valid":
@@ -100,6 +102,7 @@ def conv_plan(values: Mapping[str, Any], input_shape: Sequence[int]) -> list[dic
             else:
                 h = -(-h // strides[c])
                 w = -(-w // strides[c])
+            conv_hw.append((h, w))
         if pooling != "none":
             if h < pool or w < pool:
                 raise InfeasibleConfig(
@@ -108,7 +111,7 @@ def conv_plan(values: Mapping[str, Any], input_shape: Sequence[int]) -> list[dic
                 )
             h, w = h // pool, w // pool
         plan.append({"filters": filters[b], "kernel": k, "padding": paddings, "strides": strides,
-                     "in_hw": in_hw, "out_hw": (h, w)})
+                     "in_hw": in_hw, "conv_hw": conv_hw, "out_hw": (h, w)})
     return plan
 
 

@@ -1,7 +1,9 @@
 """``strategy: auto``: a budget-aware search that ends with fully trained models.
 
-* **Proposals**: optuna's TPE sampler (multivariate, seeded; random for the first few
-  trials) over the spec's space, asked define-by-run (:func:`automnist.space.suggest`).
+* **Proposals**: first a small portfolio of configurations known to train well on small
+  images, projected onto the spec's space (:mod:`automnist.strategies.portfolio`), then
+  optuna's TPE sampler (multivariate, seeded; random for the first few trials) over the
+  spec's space, asked define-by-run (:func:`automnist.space.suggest`).
 * **Multi-fidelity that keeps its training**: every trial trains epoch by epoch toward
   ``search.epochs`` and reports its objective after each epoch to optuna's
   ``SuccessiveHalvingPruner`` (asynchronous successive halving, rungs at
@@ -9,13 +11,17 @@
   (``pruned``); one that is promoted simply goes on training the same model, so no
   epoch is ever trained twice.  Each rung reached is stored with the trial.
 * **The budget, planned** (:class:`automnist.budget.BudgetPlan`): the cost of an epoch is
-  measured per configuration as the search goes; a new trial starts only when its first
-  rung fits, and a running trial stops (``budget``) when its next epoch would eat into
-  the reserve kept for the final model (refitting the best configuration on training +
-  validation images for the epochs its learning curve supports: ``final.refit``, done
-  by :mod:`automnist.final` after the search), or when it would take more than a third
-  of the search time left when it started (nothing can prune the first trials, and one
-  costly configuration must not use up the budget).
+  measured per configuration as the search goes, and predicted for a new one from its
+  size (forward multiply-adds per image, :mod:`automnist.cost`) before it trains.  A
+  proposal is not trained (recorded ``infeasible``, stop reason ``budget``, and told to
+  the sampler as pruned so it learns to avoid the region) when its first rung would not
+  fit, or, once a fully trained candidate exists, when its full training would take more
+  than a third of the search time left and twice the cheapest configuration's.  A running trial stops (``budget``) when its next
+  epoch would eat into the reserve kept for the final model (refitting the best
+  configuration on training + validation images for the epochs its learning curve
+  supports: ``final.refit``, done by :mod:`automnist.final` after the search), or when it
+  would take more than a third of the search time left when it started (nothing can
+  prune the first trials, and one costly configuration must not use up the budget).
 * **Fully trained candidates**: the first trial is never pruned (nothing to compare it
   with), the best trial is chosen among fully trained trials first
   (:func:`automnist.records.rank_key`), and the kept model is the refit or, when the
@@ -35,9 +41,12 @@ from typing import TYPE_CHECKING, Any
 
 from automnist.budget import BudgetPlan
 from automnist.callbacks import pruning_callback
+from automnist.cost import forward_macs
+from automnist.errors import InfeasibleConfig
 from automnist.final import refit_epochs
 from automnist.records import TrialRecord, best_trial
 from automnist.space import suggest
+from automnist.strategies.portfolio import starting_points
 from automnist.spec import SearchSpec
 
 if TYPE_CHECKING:
@@ -49,6 +58,12 @@ __all__ = ["run", "planned_trials", "rung_schedule"]
 STARTUP_TRIALS = 6
 #: The most of the search time left that one trial may take (see :func:`run`).
 TRIAL_SHARE = 1 / 3
+#: Proposals in a row too costly for the budget left before the search ends.
+MAX_SKIPS = 20
+#: A proposal whose full training does not fit in its share of the time left is skipped only
+#: when it costs this many times the cheapest configuration measured: when even cheap ones do
+#: not fit, the budget is merely tight and successive halving's first rungs still inform.
+COSTLY = 2.0
 
 
 def planned_trials(spec: SearchSpec) -> int | None:
@@ -92,12 +107,46 @@ def _tell(study: Any, trial: Any, record: TrialRecord, objective: str, *, replay
             if h["fold"] == 0 and h["metric"] == objective and math.isfinite(h["value"]):
                 trial.report(h["value"], h["epoch"])
     value = record.objective(objective) if record.status == "ok" else None
-    if value is None or not math.isfinite(value):
+    if record.status == "infeasible":  # unbuildable, or too costly for the budget: a region to avoid
+        study.tell(trial, state=TrialState.PRUNED)
+    elif value is None or not math.isfinite(value):
         study.tell(trial, state=TrialState.FAIL)
     elif record.fully_trained:
         study.tell(trial, value)
     else:  # pruned or cut by the budget: its score is a lower fidelity's
         study.tell(trial, state=TrialState.PRUNED)
+
+
+def _too_costly(ctx: SearchContext, plan: BudgetPlan, trial_id: str, values: dict[str, Any],
+                rungs: tuple[int, ...], allowance: float, refit: tuple[str | None, int]) -> str | None:
+    """Why ``values`` should not be trained with the budget left, or None.
+
+    Its cost is predicted from its size (:func:`automnist.cost.forward_macs`) and what the
+    trials so far measured.  Not trained: a configuration whose first rung does not fit
+    before the final model's reserve, and, once a fully trained candidate exists, one whose
+    full training would take more than its share of the search time left (it would be cut
+    short and never be a candidate) and more than :data:`COSTLY` times the cheapest
+    configuration's.
+    """
+    try:
+        plan.set_work(trial_id, forward_macs(values, ctx.data.input_shape, ctx.data.n_classes, ctx.spec.model))
+    except InfeasibleConfig:
+        return None  # the runner records why it cannot be built
+    s = ctx.spec.search
+    folds = s.cv or 1
+    first = plan.trial_seconds(trial_id, rungs[0])
+    if first is None:
+        return None  # nothing measured yet
+    if not plan.fits(first, *refit):
+        return (f"too costly for the budget left: its first {rungs[0]} epoch(s) would take about "
+                f"{first:.0f} s, more than the search has before the final model's reserve")
+    full = folds * (plan.trial_seconds(trial_id, s.epochs) or 0.0)
+    cheapest = folds * ((plan.epoch_seconds(None, cheapest=True) or 0.0) * s.epochs + plan.tracing() + plan.overhead())
+    candidates = any(t.status == "ok" and t.fully_trained for t in ctx.trials)
+    if candidates and full > allowance and full > COSTLY * cheapest:
+        return (f"too costly for the budget left: {s.epochs} epochs would take about {full:.0f} s, "
+                f"more than the {allowance:.0f} s a trial may take now (the cheapest so far: {cheapest:.0f} s)")
+    return None
 
 
 def run(ctx: SearchContext) -> None:
@@ -113,6 +162,8 @@ def run(ctx: SearchContext) -> None:
                       reserve_final=spec.refits, budget=s.time_budget)
     ctx.plan = plan
     study = _study(spec)
+    for point in starting_points(spec):  # a portfolio of known-good configurations first
+        study.enqueue_trial(point, skip_if_exists=True)
 
     def planned_refit() -> tuple[str | None, int]:
         best = best_trial(ctx.trials, objective, spec.objective.direction)
@@ -121,15 +172,16 @@ def run(ctx: SearchContext) -> None:
         # the refit is worth keeping once it trains as long as the best trial did (automnist.final)
         return best.trial_id, min(refit_epochs(best, objective, spec.objective.direction), max(1, best.epochs))
 
+    skipped = 0  # proposals in a row too costly for the budget left
     for number in range(s.max_trials):
         trial_id = f"{number:04d}"
         done = ctx.finished(trial_id)
-        first_rung = plan.epoch_seconds(None)
-        if done is None and first_rung is not None and not plan.fits(
-                first_rung * rungs[0] + plan.overhead(), *planned_refit()):
-            break  # not even a first rung fits before the reserve
         if done is None and not ctx.time_left():
             break
+        cheapest = plan.epoch_seconds(None, cheapest=True)
+        if done is None and cheapest is not None and not plan.fits(
+                cheapest * rungs[0] + plan.tracing() + plan.overhead(), *planned_refit()):
+            break  # not even the cheapest configuration's first rung fits before the reserve
         trial = study.ask()
         values = suggest(trial, spec)
         started = time.time()
@@ -138,6 +190,19 @@ def run(ctx: SearchContext) -> None:
         # expensive first configuration (which nothing can prune yet) does not use up the budget
         end = plan.search_deadline(*planned_refit())
         allowance = math.inf if end is None else TRIAL_SHARE * max(0.0, end - started)
+        if done is None:
+            too_costly = _too_costly(ctx, plan, trial_id, values, rungs, allowance, planned_refit())
+            if too_costly is not None:  # not trained: recorded, and the sampler learns to avoid it
+                record = TrialRecord(trial_id, number, values, status="infeasible", error=too_costly,
+                                     seed=s.seed + number, max_epochs=s.epochs, stop_reason="budget",
+                                     started_at=started, ended_at=time.time())
+                ctx.add_record(record)
+                _tell(study, trial, record, objective, replay=False)
+                skipped += 1
+                if skipped >= MAX_SKIPS:
+                    break
+                continue
+            skipped = 0
 
         def report(epoch: int, logs: dict[str, float], seconds: float, trial: Any = trial, trial_id: str = trial_id,
                    clock: dict[str, float] = training) -> str | None:
