@@ -19,8 +19,13 @@ from automnist.errors import StoreError
 from automnist.records import STOP_REASONS, TRIAL_STATUSES, TrialRecord
 from automnist.store.schema import TRIAL_COLUMNS, folds, history, rungs, trials
 
-__all__ = ["as_int", "check_name", "dumps", "TrialRows", "encode_trial", "json_object", "load_metrics", "read_trials",
-           "run_list", "write_trial"]
+__all__ = ["DamagedStore", "as_int", "check_name", "dumps", "TrialRows", "encode_trial", "json_object", "load_metrics",
+           "read_trials", "run_list", "write_trial"]
+
+
+class DamagedStore(StoreError):
+    """A value read from the store is not what automnist writes (the reader adds where)."""
+
 
 _HISTORY_KEYS = frozenset(("fold", "epoch", "metric", "value"))
 #: Metrics that are numbers (or null) in every trial; anything else read back is damage.
@@ -252,9 +257,9 @@ def json_object(value_text: Any, what: str) -> dict[str, Any]:
     try:
         value = json.loads(value_text)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise StoreError(f"{what}: invalid JSON in the store ({type(exc).__name__})") from exc
+        raise DamagedStore(f"{what}: invalid JSON ({type(exc).__name__})") from exc
     if not isinstance(value, dict):
-        raise StoreError(f"{what}: a JSON object was expected in the store, got {type(value).__name__}")
+        raise DamagedStore(f"{what}: a JSON object was expected, got {type(value).__name__}")
     return value
 
 
@@ -271,7 +276,7 @@ def load_metrics(value_text: Any, what: str = "metrics") -> dict[str, Any]:
     for name in _NUMBER_METRICS.intersection(metrics):
         value = metrics[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise StoreError(f"{what}: {name} must be a number in the store, got {type(value).__name__}")
+            raise DamagedStore(f"{what}: {name} must be a number, got {type(value).__name__}")
     return {k: math.nan if v is None else v for k, v in metrics.items()}
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from automnist.errors import StoreError
+from automnist.store.codec import DamagedStore
 from automnist.store.location import shown
 from automnist.store.schema import ensure_schema
 
@@ -136,6 +137,8 @@ class Connection:
         try:
             with self.engine().connect() as db, db.execution_options(**options).begin():
                 yield db
+        except DamagedStore as exc:
+            raise StoreError(f"{self.where}: damaged results store: {exc}") from exc
         except StoreError:
             raise
         except _DAMAGE as exc:
