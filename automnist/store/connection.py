@@ -80,7 +80,11 @@ class Connection:
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         else:
-            engine = create_engine(self.url, pool_size=2, connect_args={"connect_timeout": 10})
+            try:
+                engine = create_engine(self.url, pool_size=2, connect_args={"connect_timeout": 10})
+            except ImportError as exc:
+                raise StoreError(f"{self.where}: a PostgreSQL store needs psycopg 3 "
+                                 "(pip install 'automnist[postgres]')") from exc
         try:
             if self.sqlite and self._create:
                 _enable_wal(engine)
