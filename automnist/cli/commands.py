@@ -166,6 +166,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``automnist report RUN...``: the HTML comparison report."""
+    twice = sorted({r for r in args.runs if args.runs.count(r) > 1})
+    if twice:
+        raise SpecError("", "RUN", f"each run may be named once, got {twice[0]!r} twice")
     print(f"report: {_write_report(args.results, args.runs, args.out)}")
     return 0
 
@@ -246,6 +249,9 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``automnist predict MODEL_OR_RUN IMAGE...``: the top classes of each image."""
+    if not args.model.endswith(".keras") and not os.path.isfile(args.model):  # a run name: known? (one line if not)
+        with Store.at(args.results, create=False) as store:
+            store.require_run(args.model)
     _quiet_tensorflow()
     frame = predict_images(args.model, args.images, top=args.top, results_dir=args.results, invert=args.invert)
     for image, rows in frame.groupby("image", sort=False):

@@ -13,6 +13,7 @@ integers too long to be a setting are refused with the key path.  Every problem 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -23,11 +24,11 @@ from automnist.errors import SpecError
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "read_yaml"]
 
 #: Largest spec file read (the real specs are 1-3 KB).
-MAX_BYTES = 1_000_000
+MAX_BYTES = 256_000
 #: Deepest nesting of mappings and lists (the real specs nest 4 deep).
 MAX_DEPTH = 32
-#: Most values after expanding aliases (the real specs have about 100).
-MAX_NODES = 20_000
+#: Most values, while composing and after expanding aliases (the real specs have about 100).
+MAX_NODES = 5_000
 #: Most alias references (``*name``) in one file.
 MAX_ALIASES = 500
 #: Longest integer literal, in digits (a seed is at most 10; 10**20 is no setting).
@@ -57,6 +58,7 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._aliases = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
@@ -64,6 +66,9 @@ class _BoundedLoader(yaml.SafeLoader):
             if self._aliases > MAX_ALIASES:
                 raise _Limit(_line(self.peek_event()), f"more than {MAX_ALIASES} alias references (*name)")
             return super().compose_node(parent, index)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Limit(_line(self.peek_event()), f"more than {MAX_NODES} values")
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise _Limit(_line(self.peek_event()), f"nested more than {MAX_DEPTH} levels deep")
@@ -83,7 +88,7 @@ def _decode(data: bytes | str, source: str) -> str:
         text = data
     else:
         if len(data) > MAX_BYTES:
-            raise SpecError(source, "", f"file too large for a spec: {len(data)} bytes, at most {MAX_BYTES}")
+            raise SpecError(source, "", f"file too large for a spec: more than {MAX_BYTES} bytes")
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         try:
@@ -99,6 +104,21 @@ def _decode(data: bytes | str, source: str) -> str:
         raise SpecError(source, f"line {text[: text.index(chr(0))].count(chr(10)) + 1}",
                         "not a text file: contains a NUL byte")
     return text
+
+
+_COMMENT = re.compile(r"(^|\s)#[^\n]*")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_flow_depth(text: str, source: str) -> None:
+    """Refuse flow nesting (``[[[...`` / ``{{{...``) past :data:`MAX_DEPTH` before PyYAML sees it:
+    its scanner looks ahead over every open bracket, so 10**5 of them would take hours."""
+    depth = 0
+    for match in _BRACKET.finditer(_COMMENT.sub(" ", text)):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_DEPTH:
+            line = text[: match.start()].count("\n") + 1
+            raise SpecError(source, f"line {line}", f"nested more than {MAX_DEPTH} levels deep")
 
 
 def _expanded_size(root: Node, source: str) -> int:
@@ -186,17 +206,18 @@ def read_yaml(data: bytes | str, source: str) -> Any:
         value, a duplicate key or an overlong integer.
     """
     text = _decode(data, source)
-    loader = _BoundedLoader(text)
+    _check_flow_depth(text, source)
+    try:
+        loader = _BoundedLoader(text)  # the reader refuses control characters at once
+    except yaml.YAMLError as exc:
+        raise SpecError(source, _where(exc), f"invalid YAML: {_problem(exc)}") from None
     try:
         try:
             root = loader.get_single_node()
         except _Limit as exc:
             raise SpecError(source, exc.where, str(exc)) from None
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(source, where, f"invalid YAML: {problem}") from None
+            raise SpecError(source, _where(exc), f"invalid YAML: {_problem(exc)}") from None
         except RecursionError:  # not reached with MAX_DEPTH; kept so no traceback can escape
             raise SpecError(source, "", f"nested more than {MAX_DEPTH} levels deep") from None
         if root is None:
@@ -208,9 +229,21 @@ def read_yaml(data: bytes | str, source: str) -> Any:
         try:
             return loader.construct_document(root)
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(source, _line(root), f"invalid YAML: {problem}") from None
+            raise SpecError(source, _where(exc) or _line(root), f"invalid YAML: {_problem(exc)}") from None
         except ValueError as exc:  # a value PyYAML's constructors cannot convert
             raise SpecError(source, "", f"invalid YAML value: {str(exc)[:120]}") from None
     finally:
         loader.dispose()
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None and isinstance(exc, yaml.reader.ReaderError):
+        return f"character {exc.position}"
+    return f"line {mark.line + 1}" if mark is not None else ""
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"character #x{exc.character:04x} is not allowed"
+    return getattr(exc, "problem", None) or str(exc).splitlines()[0]
