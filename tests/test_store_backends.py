@@ -142,22 +142,28 @@ def test_read_only_opening_of_an_empty_postgresql_database_creates_nothing(pg_ur
 # ---------------------------------------------------------------------- several processes
 
 
-def _write_trials(location: str, run: str, worker: str, n: int, barrier: object = None) -> None:
-    """One writer process: open the store (maybe creating it), create the run unless another
-    writer did, add ``n`` trials through the Store API."""
+def _write_trials(locations: tuple[str, ...], run: str, worker: str, n: int, barrier: object = None) -> None:
+    """One writer process: open the stores (maybe creating them), create the run unless
+    another writer did, then add ``n`` trials to each store in turn, through the Store API."""
     if barrier is not None:
         barrier.wait()
-    with Store(location) as store:
-        try:
-            store.create_run(run)
-        except StoreError as exc:
-            if "already exists" not in str(exc):
-                raise
+    stores = [Store(location) for location in locations]
+    try:
+        for store in stores:
+            try:
+                store.create_run(run)
+            except StoreError as exc:
+                if "already exists" not in str(exc):
+                    raise
         for i in range(n):
-            store.add_trial(run, _trial(worker, i, n))
+            for store in stores:
+                store.add_trial(run, _trial(worker, i, n))
+    finally:
+        for store in stores:
+            store.close()
 
 
-def _run_writers(jobs: list[tuple[str, str, str, int]], barrier: object = None) -> None:
+def _run_writers(jobs: list[tuple[tuple[str, ...], str, str, int]], barrier: object = None) -> None:
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_write_trials, args=(*job, barrier)) for job in jobs]
     for p in procs:
@@ -182,7 +188,7 @@ def _count(location: str, run: str) -> dict[str, int]:
 def test_four_processes_write_200_trials_each_to_postgresql_and_to_sqlite_at_once(pg_url: str, tmp_path: Path) -> None:
     sqlite_location = str(tmp_path / DB_NAME)
     workers = [f"w{k}" for k in range(4)]
-    _run_writers([(loc, "shared", w, 200) for loc in (pg_url, sqlite_location) for w in workers])
+    _run_writers([((pg_url, sqlite_location), "shared", w, 200) for w in workers])  # each process writes to both
     for loc in (pg_url, sqlite_location):
         assert _count(loc, "shared") == {w: 200 for w in workers}
         with Store(loc) as store:
@@ -199,7 +205,7 @@ def test_eight_processes_started_at_once_write_500_trials_each_to_a_fresh_sqlite
     path.parent.mkdir()
     workers = [f"w{k}" for k in range(8)]
     barrier = multiprocessing.get_context("spawn").Barrier(len(workers))
-    _run_writers([(str(path), "load", w, 500) for w in workers], barrier)
+    _run_writers([((str(path),), "load", w, 500) for w in workers], barrier)
     counts = _count(str(path), "load")
     assert counts == {w: 500 for w in workers}
     assert sum(counts.values()) == 4000

@@ -19,7 +19,7 @@ from automnist.records import TrialRecord
 from automnist.store import DB_NAME, Store
 
 #: CI runs a fixed number of derandomised examples; AUTOMNIST_FUZZ=long runs many more.
-_EXAMPLES = 2000 if os.environ.get("AUTOMNIST_FUZZ") == "long" else 100
+_EXAMPLES = 1000 if os.environ.get("AUTOMNIST_FUZZ") == "long" else 100
 
 
 def _write_small_store(path: Path) -> None:
