@@ -3,6 +3,7 @@ predictions (``predictions.npz``, read by the report) and the ensemble members."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ ENSEMBLE_DIR = "ensemble"
 def save_best_model(model: Any, dataset: Dataset | None, directory: Path, trial_id: str) -> None:
     """Write ``best.keras`` and ``predictions.npz`` for ``model`` (each replaced atomically)."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp_model = directory / "best.keras.tmp.keras"
+    tmp_model = directory / f"best.{os.getpid()}.tmp.keras"  # per process: workers of one run share the folder
     model.save(tmp_model)
     tmp_model.replace(directory / MODEL_FILE)
     if dataset is None or dataset.x_test is None or not len(dataset.x_test):
@@ -38,7 +39,7 @@ def save_predictions(prob: np.ndarray, dataset: Dataset, directory: Path, trial_
     wrong = np.flatnonzero(pred != dataset.y_test)[:64]
     rng = np.random.default_rng(0)
     sample = rng.choice(len(dataset.x_train), size=min(32, len(dataset.x_train)), replace=False)
-    tmp = directory / "predictions.tmp.npz"
+    tmp = directory / f"predictions.{os.getpid()}.tmp.npz"
     np.savez_compressed(
         tmp,
         y_true=np.asarray(dataset.y_test),

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
-from automnist.context import CHECKPOINTS, SearchContext
+from automnist.context import CHECKPOINTS, SearchContext, SearchListener
 from automnist.data import Dataset
 from automnist.errors import StoreError
 from automnist.experiments.lr_find_spec import resolve_learning_rates, uses_lr_find
@@ -21,6 +23,7 @@ from automnist.progress import SearchProgress
 from automnist.records import TrialRecord
 from automnist.runner import TrialData
 from automnist.runs import SearchResult, create_spec_run, default_run_name, prepare_data, run_dir
+from automnist.scale.roles import WORKER, join_run
 from automnist.spec import SearchSpec
 from automnist.store import Store
 from automnist.strategies import get_strategy
@@ -38,6 +41,8 @@ def run_search(
     progress: bool = True,
     verbose: int = 0,
     dataset: Dataset | None = None,
+    listeners: Sequence[SearchListener] = (),
+    role: str | None = None,
 ) -> SearchResult:
     """Run ``spec``'s search and record every trial in ``<results_dir>/automnist.db``.
 
@@ -58,6 +63,13 @@ def run_search(
         budget instead of a trial count the budget will not reach.
     dataset : automnist.data.Dataset, optional
         Use these arrays instead of loading ``spec.data`` (scikit-learn estimators).
+    listeners : sequence of SearchListener
+        Told of each new trial and of the run's end (its status already stored), e.g.
+        the live report and the TensorBoard writer.
+    role : {"chief", "worker"}, optional
+        This process's part in a distributed Keras Tuner search (:mod:`automnist.scale`):
+        the chief creates or resumes the run, serves the oracle, ends the run and makes the
+        final model; a worker joins the running run ``run_name`` and only trains trials.
 
     Returns
     -------
@@ -72,9 +84,10 @@ def run_search(
     started = time.time()  # a time budget counts from here: loading data and the final model included
     strategy = get_strategy(spec.search.strategy)
     store = Store.at(results_dir)
+    name = run_name or default_run_name(spec)
     try:
-        name = run_name or default_run_name(spec)
-        done = _check_run_name(store, name, spec, resume)
+        worker = role == WORKER
+        done = join_run(store, name, spec.hash) if worker else _check_run_name(store, name, spec, resume)
         run_spec, lr_note = spec, {}
         if uses_lr_find(spec):
             # learning_rate: from_lr_find -> reuse the newest range test of this spec, or run one
@@ -82,33 +95,39 @@ def run_search(
             dataset = dataset if dataset is not None else prepare_data(spec, data_dir)
             run_spec, lr_note = resolve_learning_rates(spec, store=store, dataset=dataset, results_dir=results_dir,
                                                        run=name, progress=progress)
-        if resume:
+        if worker:
+            pass  # the chief owns the run: its creation, status and end
+        elif resume:
             store.set_status(name, "running")
         else:
             create_spec_run(store, name, spec, kind="sweep" if spec.search.strategy == "sweep" else "search",
                             extra_config={"lr_find": lr_note} if lr_note else None)
         t0 = time.perf_counter()
-        with store.recording(name):
+        with nullcontext() if worker else store.recording(name):
             ds = dataset if dataset is not None else prepare_data(spec, data_dir)
             directory = run_dir(results_dir, name)
             directory.mkdir(parents=True, exist_ok=True)
             budget = spec.search.time_budget
             deadline = None if budget is None else started + float(budget)
-            with SearchProgress.start(progress, name, total=strategy.planned_trials(run_spec), deadline=deadline,
+            shown = progress and role is None  # the parent of the chief and workers shows progress
+            with SearchProgress.start(shown, name, total=strategy.planned_trials(run_spec), deadline=deadline,
                                       objective=spec.objective.name) as bar:
                 ctx = SearchContext(spec=run_spec, data=TrialData.from_dataset(ds), dataset=ds, store=store, run=name,
                                     run_dir=directory, deadline=deadline, progress=bar, resume=resume,
-                                    verbose=verbose, _done=done)
+                                    verbose=verbose, _done=done, listeners=listeners)
                 strategy.run(ctx)
-            shutil.rmtree(directory / CHECKPOINTS, ignore_errors=True)  # only a running search continues them
+            if not worker:  # only a running search continues them; other workers may still
+                shutil.rmtree(directory / CHECKPOINTS, ignore_errors=True)
             final = {}
-            if not getattr(strategy, "REFITS_BEST", False):  # scikit-learn refits and saves its own best
+            if not worker and not getattr(strategy, "REFITS_BEST", False):  # scikit-learn refits and saves its own best
                 final = finish(ctx)
             if final:
                 store.update_run_config(name, {"final": final})
         return SearchResult(name, run_spec, store.get_trials(name), ctx.best, directory, time.perf_counter() - t0,
                             final)
     finally:
+        for listener in listeners:
+            listener.run_ended(store, name)
         store.close()
 
 

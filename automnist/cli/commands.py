@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from automnist.cli.outputs import export_mlflow, final_report, report_all, search_listeners
 from automnist.data import available_datasets
 from automnist.errors import SpecError, StoreError
 from automnist.predict import export_model, predict_images
@@ -83,11 +84,13 @@ def _search_and_report(spec: SearchSpec, args: argparse.Namespace, *, run_name: 
     from automnist.search import run_search
 
     _quiet_tensorflow()
+    listeners = search_listeners(args)  # live report, --tensorboard
     result = run_search(spec, results_dir=args.results, run_name=run_name, resume=resume,
-                        data_dir=getattr(args, "data_dir", None), progress=not getattr(args, "quiet", False))
+                        data_dir=getattr(args, "data_dir", None), progress=not getattr(args, "quiet", False),
+                        listeners=listeners)
     _print_leaderboard(result)
     if not getattr(args, "no_report", False):
-        path = _write_report(args.results, [result.run])
+        path = final_report(listeners) or _write_report(args.results, [result.run])
         if path is not None:
             print(f"report: {path}")
     return 0 if result.n_ok else 1
@@ -95,13 +98,94 @@ def _search_and_report(spec: SearchSpec, args: argparse.Namespace, *, run_name: 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """``automnist search SPEC``: run the search, print the leaderboard, write the report."""
-    spec = load_spec(args.spec).replace(
+    spec = _spec_from_args(args)
+    if args.resume and not args.run_name:
+        raise StoreError("--resume needs --run-name NAME (see `automnist runs`)")
+    if args.workers is not None:
+        return _search_with_workers(spec, args)
+    if args.dask:
+        from automnist.scale.dask import dask_backend
+
+        if args.n_jobs is None:  # joblib hands candidates to the cluster only when n_jobs allows it
+            spec = spec.replace(n_jobs=-1)
+        with dask_backend(args.dask, spec.search.strategy):
+            return _search_and_report(spec, args, run_name=args.run_name, resume=args.resume)
+    return _search_and_report(spec, args, run_name=args.run_name, resume=args.resume)
+
+
+#: ``automnist search`` options a chief and its workers are started with.
+_SHARED_OPTIONS = ("strategy", "max_trials", "epochs", "dataset", "subset", "seed", "data_dir", "time_budget", "cv",
+                   "n_jobs", "results", "store")
+
+
+def _search_with_workers(spec: SearchSpec, args: argparse.Namespace) -> int:
+    """``automnist search SPEC --workers N``: a chief and N workers on this machine."""
+    from automnist.scale.pool import search_with_workers
+
+    shared = [f"--{key.replace('_', '-')}={getattr(args, key)}" for key in _SHARED_OPTIONS
+              if getattr(args, key, None) is not None]
+    result, outcome = search_with_workers(spec, args.spec, args.workers, shared, results_dir=args.results,
+                                          run=args.run_name, resume=args.resume, progress=not args.quiet)
+    _print_leaderboard(result)
+    print(f"{len(result.trials)} trials from {args.workers} worker processes; logs in {outcome.logs}")
+    for name in outcome.failed:
+        print(f"{name} ended with exit code {outcome.codes[name]}: {outcome.last_lines.get(name, '')}", file=sys.stderr)
+    if outcome.failed:
+        print(f"automnist: run {result.run!r} is interrupted with its {len(result.trials)} finished trials kept; "
+              f"continue it with --run-name {result.run} --resume", file=sys.stderr)
+        return 1
+    if not args.no_report:
+        path = _write_report(args.results, [result.run])
+        if path is not None:
+            print(f"report: {path}")
+    return 0 if result.n_ok else 1
+
+
+def cmd_chief(args: argparse.Namespace) -> int:
+    """``automnist chief SPEC --bind HOST:PORT``: create the run, serve its oracle, end it."""
+    from automnist.scale.roles import CHIEF, enter_role
+    from automnist.search import run_search
+
+    _quiet_tensorflow()
+    enter_role(CHIEF, args.bind)
+    spec = _spec_from_args(args)
+    if not args.quiet:
+        print(f"chief of run {args.run_name}: serving the oracle on {args.bind}", flush=True)
+    result = run_search(spec, results_dir=args.results, run_name=args.run_name, resume=args.resume,
+                        data_dir=args.data_dir, progress=False, role=CHIEF)
+    if not args.quiet:
+        _print_leaderboard(result)
+    if not args.no_report:
+        path = _write_report(args.results, [result.run])
+        if path is not None and not args.quiet:
+            print(f"report: {path}")
+    return 0 if result.n_ok else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``automnist worker SPEC --chief HOST:PORT``: train the trials the chief hands out."""
+    from automnist.scale.roles import WORKER, enter_role, limit_threads
+    from automnist.search import run_search
+
+    _quiet_tensorflow()
+    role = enter_role(WORKER, args.chief, args.tuner_id)
+    spec = _spec_from_args(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SpecError("", "--threads", f"must be an integer >= 1, got {args.threads}")
+        limit_threads(args.threads)
+    result = run_search(spec, results_dir=args.results, run_name=args.run_name, resume=True, data_dir=args.data_dir,
+                        progress=False, role=WORKER)
+    print(f"worker {role.tuner_id}: run {result.run} has {len(result.trials)} trials", flush=True)
+    return 0
+
+
+def _spec_from_args(args: argparse.Namespace) -> SearchSpec:
+    """The spec file with the command line's overrides of ``automnist search`` / ``chief`` / ``worker``."""
+    return load_spec(args.spec).replace(
         strategy=args.strategy, max_trials=args.max_trials, epochs=args.epochs, dataset=args.dataset,
         subset=args.subset, time_budget=args.time_budget, seed=args.seed, cv=args.cv, n_jobs=args.n_jobs,
     )
-    if args.resume and not args.run_name:
-        raise StoreError("--resume needs --run-name NAME (see `automnist runs`)")
-    return _search_and_report(spec, args, run_name=args.run_name, resume=args.resume)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -150,9 +234,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``automnist export RUN``: a run's trials as CSV, JSON or Markdown."""
+    """``automnist export RUN``: a run's trials as CSV, JSON or Markdown, or to MLflow (``--to mlflow``)."""
     from automnist.report import export_markdown, export_table
 
+    if args.to == "mlflow":
+        return export_mlflow(args)
     with Store.at(args.results, create=False) as store:
         store.require_run(args.run)
         text = export_markdown(store, args.run) if args.format == "md" else export_table(store, args.run, fmt=args.format)
@@ -165,7 +251,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """``automnist report RUN...``: the HTML comparison report."""
+    """``automnist report RUN...``: the HTML comparison report; ``--all``: every run's report and the index."""
+    if args.all:
+        return report_all(args)
+    if not args.runs:
+        raise SpecError("", "RUN", "name at least one run (see `automnist runs`), or pass --all")
     twice = sorted({r for r in args.runs if args.runs.count(r) > 1})
     if twice:
         raise SpecError("", "RUN", f"each run may be named once, got {twice[0]!r} twice")
@@ -264,6 +354,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 #: Subcommand name -> the function that runs it.
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search,
+    "chief": cmd_chief,
+    "worker": cmd_worker,
     "cv": cmd_cv,
     "runs": cmd_runs,
     "export": cmd_export,

@@ -3,9 +3,10 @@
 Keras Tuner's own oracles choose the configurations; automnist's tuner overrides
 ``run_trial`` so every trial goes through :meth:`SearchContext.evaluate` (k-fold CV,
 budgets, the store, ``clear_session``) and returns its objective to the oracle.
-Keras Tuner's distributed mode (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``,
-``KERASTUNER_ORACLE_PORT``) works unchanged: the chief runs the oracle, every worker
-runs ``automnist search`` with the same spec and run name and writes to the same store.
+In Keras Tuner's distributed mode (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``,
+``KERASTUNER_ORACLE_PORT``; :mod:`automnist.scale`) the chief only serves the oracle and then
+reads the workers' trials from the store; every worker asks it for trials, trains them and
+writes them to the same store, saving ``best.keras`` only when a trial beats every stored one.
 
 For users who drive Keras Tuner themselves, :mod:`automnist.hypermodel` has a plain
 ``keras_tuner.HyperModel`` made from a spec.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from automnist.runs import run_dir
+from automnist.scale.roles import CHIEF, WORKER, current_role, serve_oracle, stored_best
 from automnist.space import declare, sklearn_grid
 from automnist.spec import SearchSpec
 
@@ -85,9 +88,11 @@ def run(ctx: SearchContext) -> None:
     from keras_tuner.engine.base_tuner import BaseTuner
 
     spec = ctx.spec
+    role = current_role()
+    objective, direction = spec.objective.name, spec.objective.direction
     hp = kt.HyperParameters()
     declare(hp, spec)
-    if not hp.space:
+    if not hp.space and role is None:
         # nothing to search: one trial of the fixed configuration
         ctx.evaluate("0", spec.default_values(), number=0)
         return
@@ -98,24 +103,38 @@ def run(ctx: SearchContext) -> None:
             values = declare(trial.hyperparameters.copy(), spec)
             tuner_values = trial.hyperparameters.values
             epochs = tuner_values.get("tuner/epochs")
+            stored = ctx.finished(trial.trial_id) is not None  # the oracle may hand out again a trial it lost track of
+            if role is not None:  # other workers' trials count when deciding to save best.keras
+                ctx.best = stored_best(ctx.store, ctx.run, objective, direction, [ctx.best] if ctx.best else [])[1]
             # Hyperband: a promoted configuration continues the models of the trial it comes from
             record = ctx.evaluate(trial.trial_id, values, epochs=epochs, number=_number(trial.trial_id),
                                   resume_from=tuner_values.get("tuner/trial_id"),
                                   initial_epoch=int(tuner_values.get("tuner/initial_epoch") or 0),
                                   checkpoint=spec.search.strategy == "hyperband",
                                   rung_epochs=(epochs,) if epochs else ())
+            if role is not None:
+                print(f"{role.tuner_id}: trial {trial.trial_id} {'kept from the store' if stored else record.status}",
+                      flush=True)
             value = record.objective(spec.objective.name) if record.status == "ok" else None
             if value is None or value != value:
                 raise kt.errors.FailedTrialError(f"{record.status}: {record.error}")
             return {spec.objective.name: value}
 
+    worker = role is not None and role.kind == WORKER
     tuner = AutomnistTuner(
         oracle=oracle,
         hypermodel=None,
-        directory=str(ctx.run_dir),
-        project_name="tuner",
-        overwrite=not ctx.resume,
+        # a worker keeps only its own tuner file; the oracle's state is the chief's
+        directory=str(ctx.run_dir / "workers" if worker else ctx.run_dir),
+        project_name=run_dir(".", role.tuner_id).name if worker else "tuner",
+        overwrite=worker or not ctx.resume,
     )
+    if role is not None and role.kind == CHIEF:
+        tuner.save()
+        serve_oracle(tuner.oracle, role)
+        tuner.oracle.save()  # Keras Tuner saves a trial's end before it stops counting it as ongoing
+        ctx.trials[:], ctx.best = stored_best(ctx.store, ctx.run, objective, direction)
+        return
     tuner.oracle.verbose = 0
     tuner.search(verbose=0)
 

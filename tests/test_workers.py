@@ -1,0 +1,130 @@
+"""Scale-out with real processes: ``automnist search --workers N`` (a chief and N workers
+over 127.0.0.1), a worker killed mid-search, ``--resume`` through ``automnist chief`` and
+``automnist worker`` started as separate processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from automnist.errors import SpecError
+from automnist.scale.pool import free_port, worker_threads
+from automnist.scale.roles import CHIEF, WORKER, current_role, enter_role, parse_address
+from automnist.store import Store
+
+ROOT = Path(__file__).parents[1]
+DEMO = str(ROOT / "search_spaces" / "demo.yaml")
+#: The demo space on 240 digits for one epoch: a trial takes a second or two.
+TINY = ["--subset", "240", "--epochs", "1"]
+
+
+def _automnist(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "automnist", *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def _trained_by(logs: Path) -> dict[str, list[str]]:
+    """worker id -> the trial ids its log says it trained."""
+    out: dict[str, list[str]] = {}
+    for log in sorted(logs.glob("*.log")):
+        for worker, trial in re.findall(r"^(tuner\S*): trial (\S+) \w+$", log.read_text(), re.M):
+            out.setdefault(worker, []).append(trial)
+    return out
+
+
+def test_roles_come_from_keras_tuner_variables(monkeypatch):
+    for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    assert current_role() is None
+    role = enter_role(WORKER, "127.0.0.1:7001", "tuner3")
+    assert (role.kind, role.tuner_id, role.address) == (WORKER, "tuner3", "127.0.0.1:7001")
+    assert current_role() == role
+    assert enter_role(CHIEF, "0.0.0.0:7002").tuner_id == "chief" and current_role().kind == CHIEF
+    assert parse_address("[::1]:80", "--chief") == ("::1", 80)
+    for bad in ("7001", "host:", "host:99999", ":80"):
+        with pytest.raises(SpecError, match="--chief: must be HOST:PORT"):
+            parse_address(bad, "--chief")
+    with pytest.raises(SpecError, match="--tuner-id"):
+        enter_role(WORKER, "127.0.0.1:7001", "chief2")
+    assert worker_threads(2, cores=2) == 1 and worker_threads(3, cores=8) == 2 and worker_threads(4, cores=2) == 1
+    assert 0 < free_port() < 65536
+
+
+def test_workers_option_rejects_what_it_cannot_run(tmp_path, capsys):
+    from automnist.cli import main
+
+    assert main(["search", DEMO, "--workers", "0", "--results", str(tmp_path)]) == 2
+    assert "--workers: must be an integer >= 1, got 0" in capsys.readouterr().err
+    grid = str(ROOT / "search_spaces" / "seed004_mlp_grid.yaml")
+    assert main(["search", grid, "--workers", "2", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "needs strategy random, bayesian, hyperband, grid" in err
+    assert main(["search", str(ROOT / "search_spaces" / "seed001_small_cnn.yaml"), "--workers", "2",
+                 "--results", str(tmp_path)]) == 2
+    assert "--workers needs at least one searched hyperparameter" in capsys.readouterr().err
+    assert not (tmp_path / "automnist.db").exists()  # rejected before any process started
+
+
+def _pid_of(tuner_id: str, run_dir: Path) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"worker" in cmd and tuner_id.encode() in cmd and str(run_dir.parent).encode() in b" ".join(cmd):
+                return int(entry.name)
+    return None
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_no_trial_and_resume_completes_the_run(tmp_path):
+    """Two workers share a search; one is SIGKILLed once both have trained trials; the other
+    finishes; a chief and a worker started by hand resume it: 8 trials, each trained once."""
+    proc = _automnist("search", DEMO, "--workers", "2", "--max-trials", "8", *TINY, "--results", str(tmp_path),
+                      "--run-name", "k", "--quiet", "--no-report")
+    run_dir = tmp_path / "k"
+    end = time.time() + 400
+    while time.time() < end and len(_trained_by(run_dir / "logs")) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    victim = _pid_of("tuner1", run_dir)
+    assert victim is not None, proc.communicate()
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, (out, err)
+    assert "tuner1 ended with exit code -9" in err and "--run-name k --resume" in err
+    with Store.at(tmp_path) as store:
+        kept = {t.trial_id: t for t in store.get_trials("k")}
+        assert store.get_run("k")["status"] == "interrupted"
+    before = _trained_by(run_dir / "logs")
+    assert set(before) == {"tuner0", "tuner1"}, before  # both processes trained trials
+    assert sorted(before["tuner0"] + before["tuner1"]) == sorted(kept)  # each once, none lost
+
+    # resume with a chief and a worker started as separate processes, talking over 127.0.0.1
+    address = f"127.0.0.1:{free_port()}"
+    common = [*TINY, "--max-trials", "8", "--run-name", "k", "--results", str(tmp_path)]
+    chief = _automnist("chief", DEMO, "--bind", address, "--resume", "--no-report", *common)
+    worker = _automnist("worker", DEMO, "--chief", address, "--tuner-id", "late", "--threads", "1", *common)
+    w_out, w_err = worker.communicate(timeout=600)
+    c_out, c_err = chief.communicate(timeout=120)
+    assert worker.returncode == 0 and chief.returncode == 0, (w_err, c_err)
+    assert "run k: 8 trials" in c_out and "worker late: run k has 8 trials" in w_out
+    with Store.at(tmp_path) as store:
+        trials = store.get_trials("k")
+        assert store.get_run("k")["status"] == "finished"
+    assert sorted(t.trial_id for t in trials) == [str(i) for i in range(8)]
+    for t in trials:  # the trials finished before the kill were kept, not trained again
+        if t.trial_id in kept:
+            old = kept[t.trial_id]
+            assert (t.duration_s, t.metrics["val_accuracy"]) == (old.duration_s, old.metrics["val_accuracy"])
+    late = re.findall(r"^late: trial (\S+) (?:ok|failed|infeasible)$", w_out, re.M)
+    assert sorted(late) == sorted(set(str(i) for i in range(8)) - set(kept))
+    assert (run_dir / "best.keras").is_file()
