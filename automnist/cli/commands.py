@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from automnist.cli.outputs import export_mlflow, final_report, report_all, search_listeners
 from automnist.data import available_datasets
 from automnist.errors import SpecError, StoreError
 from automnist.predict import export_model, predict_images
@@ -84,13 +83,11 @@ def _search_and_report(spec: SearchSpec, args: argparse.Namespace, *, run_name: 
     from automnist.search import run_search
 
     _quiet_tensorflow()
-    listeners = search_listeners(args)  # live report, --tensorboard
     result = run_search(spec, results_dir=args.results, run_name=run_name, resume=resume,
-                        data_dir=getattr(args, "data_dir", None), progress=not getattr(args, "quiet", False),
-                        listeners=listeners)
+                        data_dir=getattr(args, "data_dir", None), progress=not getattr(args, "quiet", False))
     _print_leaderboard(result)
     if not getattr(args, "no_report", False):
-        path = final_report(listeners) or _write_report(args.results, [result.run])
+        path = _write_report(args.results, [result.run])
         if path is not None:
             print(f"report: {path}")
     return 0 if result.n_ok else 1
@@ -188,6 +185,8 @@ def _spec_from_args(args: argparse.Namespace) -> SearchSpec:
     )
 
 
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``automnist demo``: the packaged demo search on digits (continued when it exists)."""
     spec = load_spec(_DEMO_SPEC).replace(max_trials=args.max_trials, epochs=args.epochs)
@@ -234,11 +233,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``automnist export RUN``: a run's trials as CSV, JSON or Markdown, or to MLflow (``--to mlflow``)."""
+    """``automnist export RUN``: a run's trials as CSV, JSON or Markdown."""
     from automnist.report import export_markdown, export_table
 
-    if args.to == "mlflow":
-        return export_mlflow(args)
     with Store.at(args.results, create=False) as store:
         store.require_run(args.run)
         text = export_markdown(store, args.run) if args.format == "md" else export_table(store, args.run, fmt=args.format)
@@ -251,11 +248,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """``automnist report RUN...``: the HTML comparison report; ``--all``: every run's report and the index."""
-    if args.all:
-        return report_all(args)
-    if not args.runs:
-        raise SpecError("", "RUN", "name at least one run (see `automnist runs`), or pass --all")
+    """``automnist report RUN...``: the HTML comparison report."""
     twice = sorted({r for r in args.runs if args.runs.count(r) > 1})
     if twice:
         raise SpecError("", "RUN", f"each run may be named once, got {twice[0]!r} twice")
