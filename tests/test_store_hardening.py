@@ -220,6 +220,7 @@ def _read_everything(path: Path) -> None:
             store.history_frame(name)
 
 
+@pytest.mark.slow
 @settings(max_examples=_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(damage=st.one_of(_BYTE_DAMAGE, st.lists(_SQL_DAMAGE, min_size=1, max_size=3)))
