@@ -132,6 +132,21 @@ def test_postgresql_records_its_schema_version_and_refuses_a_newer_one(pg_url: s
         Store(pg_url)
 
 
+def test_a_postgresql_database_shared_with_other_tables_gets_the_store_beside_them(pg_url: str) -> None:
+    engine = create_engine(store_url(pg_url))
+    try:
+        with engine.begin() as db:
+            db.execute(text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
+        with Store(pg_url) as store:
+            store.create_run("a")
+        with engine.begin() as db:
+            db.execute(text("DELETE FROM automnist_schema"))
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError, match=r"not an automnist results store \(it holds tables folds, history, rungs, runs"):
+        Store(pg_url)
+
+
 def test_read_only_opening_of_an_empty_postgresql_database_creates_nothing(pg_url: str) -> None:
     with pytest.raises(StoreError, match="no automnist results store there"):
         Store(pg_url, create=False)

@@ -137,10 +137,12 @@ def ensure_schema(db: Connection, where: str, *, create: bool = True) -> None:
         raise StoreError(f"{where}: schema version {version} was written by a newer automnist "
                          f"(this one reads version {SCHEMA_VERSION}); upgrade automnist")
     existing = set(inspect(db).get_table_names())
+    # A PostgreSQL database may hold other applications' tables; an SQLite file is ours alone.
+    clash = existing & set(metadata.tables) if postgres else existing - {_version_table.name}
     if version == 0:
-        if existing - {_version_table.name}:
+        if clash:
             raise StoreError(f"{where}: not an automnist results store (it holds tables "
-                             f"{', '.join(sorted(existing))} but no automnist schema version)")
+                             f"{', '.join(sorted(clash))} but no automnist schema version)")
         if not create:
             raise StoreError(f"{where}: no automnist results store there (it is empty)")
         metadata.create_all(db)
