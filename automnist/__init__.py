@@ -38,6 +38,7 @@ _LAZY = {
     "write_report": "automnist.report",
     "export_table": "automnist.report",
     "export_markdown": "automnist.report",
+    "Results": "automnist.notebook",
     # scikit-learn
     "KerasCNNClassifier": "automnist.sklearn_api",
     "AutoCNNClassifier": "automnist.sklearn_api",

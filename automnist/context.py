@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from automnist.artifacts import ENSEMBLE_DIR, keep_member, save_best_model
 from automnist.budget import BudgetPlan
@@ -21,10 +21,18 @@ from automnist.runs import run_dir
 from automnist.spec import SearchSpec
 from automnist.store import Store
 
-__all__ = ["SearchContext", "CHECKPOINTS"]
+__all__ = ["SearchContext", "SearchListener", "CHECKPOINTS"]
 
 #: Folder of a run's directory where trials save models for later trials to continue.
 CHECKPOINTS = "checkpoints"
+
+
+class SearchListener(Protocol):
+    """Told when each new trial is committed and when the run ends (live report, TensorBoard, index)."""
+
+    def trial_ended(self, ctx: SearchContext, record: TrialRecord) -> None: ...
+
+    def run_ended(self, store: Store, run: str) -> None: ...
 
 
 @dataclass
@@ -42,6 +50,7 @@ class SearchContext:
     resume: bool = False
     verbose: int = 0
     plan: BudgetPlan | None = None  # a budget-aware strategy's measured costs (automnist.final reads them)
+    listeners: Sequence[SearchListener] = ()
     trials: list[TrialRecord] = field(default_factory=list)
     best: TrialRecord | None = None
     _done: dict[str, TrialRecord] = field(default_factory=dict)
@@ -155,6 +164,8 @@ class SearchContext:
             self.best = record
         if self.progress is not None:
             self.progress.trial_done(self._objective(self.best), resumed=not new)
+        for listener in self.listeners if new else ():
+            listener.trial_ended(self, record)
 
     def _keep_if_best(self, model: Any, record: TrialRecord) -> None:
         """Save the model and its test predictions when this trial beats the best so far,

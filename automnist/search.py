@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
-from automnist.context import CHECKPOINTS, SearchContext
+from automnist.context import CHECKPOINTS, SearchContext, SearchListener
 from automnist.data import Dataset
 from automnist.errors import StoreError
 from automnist.experiments.lr_find_spec import resolve_learning_rates, uses_lr_find
@@ -40,6 +41,7 @@ def run_search(
     progress: bool = True,
     verbose: int = 0,
     dataset: Dataset | None = None,
+    listeners: Sequence[SearchListener] = (),
     role: str | None = None,
 ) -> SearchResult:
     """Run ``spec``'s search and record every trial in ``<results_dir>/automnist.db``.
@@ -61,10 +63,14 @@ def run_search(
         budget instead of a trial count the budget will not reach.
     dataset : automnist.data.Dataset, optional
         Use these arrays instead of loading ``spec.data`` (scikit-learn estimators).
+    listeners : sequence of SearchListener
+        Told of each new trial and of the run's end (its status already stored), e.g.
+        the live report and the TensorBoard writer.
     role : {"chief", "worker"}, optional
         This process's part in a distributed Keras Tuner search (:mod:`automnist.scale`):
         the chief creates or resumes the run, serves the oracle, ends the run and makes the
         final model; a worker joins the running run ``run_name`` and only trains trials.
+
     Returns
     -------
     SearchResult
@@ -78,8 +84,8 @@ def run_search(
     started = time.time()  # a time budget counts from here: loading data and the final model included
     strategy = get_strategy(spec.search.strategy)
     store = Store.at(results_dir)
+    name = run_name or default_run_name(spec)
     try:
-        name = run_name or default_run_name(spec)
         worker = role == WORKER
         done = join_run(store, name, spec.hash) if worker else _check_run_name(store, name, spec, resume)
         run_spec, lr_note = spec, {}
@@ -108,7 +114,7 @@ def run_search(
                                       objective=spec.objective.name) as bar:
                 ctx = SearchContext(spec=run_spec, data=TrialData.from_dataset(ds), dataset=ds, store=store, run=name,
                                     run_dir=directory, deadline=deadline, progress=bar, resume=resume,
-                                    verbose=verbose, _done=done)
+                                    verbose=verbose, _done=done, listeners=listeners)
                 strategy.run(ctx)
             if not worker:  # only a running search continues them; other workers may still
                 shutil.rmtree(directory / CHECKPOINTS, ignore_errors=True)
@@ -120,6 +126,8 @@ def run_search(
         return SearchResult(name, run_spec, store.get_trials(name), ctx.best, directory, time.perf_counter() - t0,
                             final)
     finally:
+        for listener in listeners:
+            listener.run_ended(store, name)
         store.close()
 
 

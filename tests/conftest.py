@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from pg_server import pg_url, postgres_server  # noqa: E402,F401  (a real PostgreSQL server: tests/pg_server.py)
+from polish_runs import polish_runs  # noqa: E402,F401  (two real runs for the issue-13 tests: tests/polish_runs.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 

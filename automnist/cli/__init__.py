@@ -17,6 +17,7 @@ from importlib.metadata import version
 from typing import Any
 
 from automnist.cli.commands import EXIT_USAGE, HANDLERS
+from automnist.cli.outputs import RUN_COMMANDS, refresh_index
 from automnist.cli.parser import build_parser
 from automnist.logs import configure_output
 from automnist.errors import AutomnistError, DataError, SpecError, StoreError, one_line
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print("automnist: interrupted; finished trials are in the store (continue with --resume)", file=sys.stderr)
         return 130
     finally:
+        if args.command in RUN_COMMANDS:  # results/index.html: one row per run, rewritten when a run ends
+            with use_store(getattr(args, "store", None)):
+                refresh_index(args.results)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from automnist.cli.outputs import export_mlflow, final_report, report_all, search_listeners
 from automnist.data import available_datasets
 from automnist.errors import SpecError, StoreError
 from automnist.predict import export_model, predict_images
@@ -83,11 +84,13 @@ def _search_and_report(spec: SearchSpec, args: argparse.Namespace, *, run_name: 
     from automnist.search import run_search
 
     _quiet_tensorflow()
+    listeners = search_listeners(args)  # live report, --tensorboard
     result = run_search(spec, results_dir=args.results, run_name=run_name, resume=resume,
-                        data_dir=getattr(args, "data_dir", None), progress=not getattr(args, "quiet", False))
+                        data_dir=getattr(args, "data_dir", None), progress=not getattr(args, "quiet", False),
+                        listeners=listeners)
     _print_leaderboard(result)
     if not getattr(args, "no_report", False):
-        path = _write_report(args.results, [result.run])
+        path = final_report(listeners) or _write_report(args.results, [result.run])
         if path is not None:
             print(f"report: {path}")
     return 0 if result.n_ok else 1
@@ -185,8 +188,6 @@ def _spec_from_args(args: argparse.Namespace) -> SearchSpec:
     )
 
 
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """``automnist demo``: the packaged demo search on digits (continued when it exists)."""
     spec = load_spec(_DEMO_SPEC).replace(max_trials=args.max_trials, epochs=args.epochs)
@@ -202,8 +203,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     """``automnist cv SPEC``: k-fold cross-validation of one configuration; prints each fold."""
     from automnist.experiments.cv import cross_validate_spec
 
-    if args.folds < 2:
-        raise SpecError("", "--folds", f"must be an integer >= 2, got {args.folds}")
+    if not 2 <= args.folds <= 100:  # the bounds of search.cv
+        raise SpecError("", "--folds", f"must be an integer from 2 to 100, got {args.folds}")
     _quiet_tensorflow()
     spec = load_spec(args.spec).replace(epochs=args.epochs, dataset=args.dataset, subset=args.subset, seed=args.seed)
     result = cross_validate_spec(spec, args.folds, from_run=args.from_run, results_dir=args.results,
@@ -233,9 +234,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``automnist export RUN``: a run's trials as CSV, JSON or Markdown."""
+    """``automnist export RUN``: a run's trials as CSV, JSON or Markdown, or to MLflow (``--to mlflow``)."""
     from automnist.report import export_markdown, export_table
 
+    if args.to == "mlflow":
+        return export_mlflow(args)
     with Store.at(args.results, create=False) as store:
         store.require_run(args.run)
         text = export_markdown(store, args.run) if args.format == "md" else export_table(store, args.run, fmt=args.format)
@@ -248,7 +251,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """``automnist report RUN...``: the HTML comparison report."""
+    """``automnist report RUN...``: the HTML comparison report; ``--all``: every run's report and the index."""
+    if args.all:
+        return report_all(args)
+    if not args.runs:
+        raise SpecError("", "RUN", "name at least one run (see `automnist runs`), or pass --all")
     twice = sorted({r for r in args.runs if args.runs.count(r) > 1})
     if twice:
         raise SpecError("", "RUN", f"each run may be named once, got {twice[0]!r} twice")

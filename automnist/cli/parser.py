@@ -56,6 +56,15 @@ def _add_distributed(p: argparse.ArgumentParser) -> None:
     _add_results(p)
 
 
+def _add_live_outputs(p: argparse.ArgumentParser) -> None:
+    """What a search writes while it runs: the live report and TensorBoard logs."""
+    p.add_argument("--report-every", type=float, default=60.0, metavar="SECONDS",
+                   help="rewrite results/<run>/report.html during the search at most this often, marked as in "
+                        "progress (default: %(default)g)")
+    p.add_argument("--tensorboard", metavar="DIR", help="write each trial's per-epoch metrics and hyperparameters "
+                   "for TensorBoard's HParams dashboard to DIR/<run>/")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -64,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Keras Tuner and scikit-learn strategies, a results store and HTML comparison reports.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--verbose", action="store_true", help="keep TensorFlow's and Keras' log lines")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("search", help="run the search a spec describes")
@@ -73,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue --run-name without repeating finished trials")
     p.add_argument("--no-report", action="store_true", help="do not write results/<run>/report.html")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_live_outputs(p)
     p.add_argument("--workers", type=int, metavar="N",
                    help="run N worker processes with Keras Tuner's chief/worker mode (random, bayesian, hyperband, "
                         "grid), each with its share of the cores")
@@ -109,11 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="print a run's trials (one row per trial)")
     p.add_argument("run")
     p.add_argument("--format", choices=("csv", "json", "md"), default="csv")
+    p.add_argument("--to", choices=("mlflow",), help="log the run to MLflow instead: one MLflow run per trial "
+                   "under an experiment named after the run (needs mlflow or mlflow-skinny)")
+    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                   "else a file store in <results>/mlruns)")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     _add_results(p)
 
     p = sub.add_parser("report", help="write the HTML comparison report of one or more runs")
-    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("runs", nargs="*", metavar="RUN")
+    p.add_argument("--all", action="store_true", help="every run's report, and the runs index results/index.html")
     p.add_argument("--out", metavar="FILE", help="report path (default: results/<run>/report.html)")
     _add_results(p)
 
@@ -165,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-trials", type=int, metavar="N")
     p.add_argument("--epochs", type=int, metavar="N")
     p.add_argument("--quiet", action="store_true")
+    _add_live_outputs(p)
     _add_results(p)
 
+    for command in sub.choices.values():  # `automnist search x.yaml --verbose` too
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="keep TensorFlow's and Keras' log lines (quiet by default)")
     return parser

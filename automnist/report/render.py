@@ -23,7 +23,7 @@ from automnist.runs import run_dir
 if TYPE_CHECKING:
     from automnist.store import Store
 
-__all__ = ["render", "write_report"]
+__all__ = ["content_policy", "render", "write_report"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,25 +39,32 @@ def _environment() -> Any:
     )
 
 
-def render(desc: Description, sections: list[Section]) -> str:
+def content_policy(script: str) -> str:
+    """The Content-Security-Policy of a page: no external request, only ``script`` (by its SHA-256)."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; "
+            "base-uri 'none'; form-action 'none'")
+
+
+def render(desc: Description, sections: list[Section], refresh_s: float | None = None) -> str:
     """Stage 3: the HTML page of ``sections`` (autoescaped; CSS and sorter script inline).
 
     A Content-Security-Policy allows no external request and only the sorter script,
-    by its SHA-256 hash.
+    by its SHA-256 hash.  ``refresh_s`` marks a search still in progress: a banner says
+    so and the page reloads itself every ``refresh_s`` seconds.
     """
     from markupsafe import Markup
 
     env = _environment()
     script = env.get_template("_sorter.js.j2").render()
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; "
-           "base-uri 'none'; form-action 'none'")
+    csp = content_policy(script)
     names = [v.name for v in desc.runs]
     title = f"automnist report: {names[0]}" if len(names) == 1 else "automnist comparison: " + " vs ".join(names)
     generated = _dt.datetime.now(tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return env.get_template("report.html.j2").render(
         title=title, runs=names, sections=sections, generated=generated, version=__version__,
         script=Markup(script), csp=csp,  # the script is our own package file, not user data
+        refresh=None if refresh_s is None else max(1, int(round(refresh_s))),
     )
 
 
@@ -71,7 +78,8 @@ def _results_dir_of(store: Store) -> Path:
 
 
 def write_report(
-    store: Store, runs: Sequence[str] | str, out: Path | None = None, results_dir: Path | None = None
+    store: Store, runs: Sequence[str] | str, out: Path | None = None, results_dir: Path | None = None,
+    refresh_s: float | None = None,
 ) -> Path:
     """Write one self-contained HTML report of one or several runs.
 
@@ -87,6 +95,8 @@ def write_report(
         ``<results_dir>/compare-<a>-vs-<b>.html`` for several (names made safe for paths).
     results_dir : Path, optional
         Where runs keep ``<run>/predictions.npz``; default: the store's directory.
+    refresh_s : float, optional
+        A live report of a search in progress, reloading itself every ``refresh_s`` s.
 
     Returns
     -------
@@ -107,7 +117,7 @@ def write_report(
         raise ValueError(f"runs: each run may appear once, got {names!r}")
     results_dir = Path(results_dir) if results_dir is not None else _results_dir_of(store)
     desc = describe(store, names, results_dir)
-    html = render(desc, structure(desc))
+    html = render(desc, structure(desc), refresh_s)
     if out is None:
         if len(names) == 1:
             out = results_dir / _safe_name(names[0]) / "report.html"
@@ -116,5 +126,7 @@ def write_report(
             out = results_dir / f"{stem[:180]}.html"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)  # a browser reloading a live report never reads half a file
     return out

@@ -25,7 +25,8 @@ from automnist.data import stratified_split
 from automnist.errors import Diverged, SpecError
 from automnist.records import plain_value
 from automnist.runner import check_finite, forget_custom_gradients
-from automnist.sklearn_api.inputs import ImageShaper, TargetEncoder, canonical_order, check_image_shape, validate_arrays
+from automnist.sklearn_api.inputs import AUTO_PARAMS, ImageShaper, TargetEncoder, canonical_order, check_image_shape
+from automnist.sklearn_api.inputs import fit_architecture, validate_arrays
 from automnist.sklearn_api.tags import install_scikeras_tags
 from automnist.spec import DEFAULTS, parse_spec
 
@@ -78,7 +79,10 @@ class KerasCNNClassifier(KerasClassifier):
         parameter is replaced by the builder).
     conv_layers, convs_per_block, filters, kernel_size, strides, padding, pooling, pool_size, \
 conv_dropout, batch_norm :
-        Convolutional part (``cnn`` only).  ``filters`` / ``kernel_size`` take an int or a
+        Convolutional part (``cnn`` only).  ``conv_layers`` and ``padding`` default to None:
+        decided by ``fit`` from the image size (``model_config_``): the seed reports' two
+        'valid' blocks where they fit (28x28), 'same' padding and then fewer blocks for
+        smaller images (8x8 digits: two 'same' blocks).  ``filters`` / ``kernel_size`` take an int or a
         tuple with one value per block, ``padding`` / ``strides`` a value or a tuple with
         one value per convolution of a block.
     dense_layers, units, dropout, activation, leaky_relu_slope, kernel_initializer :
@@ -122,6 +126,9 @@ conv_dropout, batch_norm :
     input_shape_ : tuple
         The per-sample shape the network takes.
     model_ : keras.Model
+    model_config_ : dict
+        The configuration the network was built from, with ``conv_layers`` and
+        ``padding`` as decided for the input.
     history_ : dict of list
         Per-epoch ``loss``, ``accuracy`` (and ``val_*`` with ``validation_split``).
 
@@ -148,12 +155,12 @@ conv_dropout, batch_norm :
         self,
         *,
         model: str = "cnn",
-        conv_layers: int = _D["conv_layers"],
+        conv_layers: int | None = None,
         convs_per_block: int = _D["convs_per_block"],
         filters: int | tuple[int, ...] = _tuple(_D["filters"]),
         kernel_size: int | tuple[int, ...] = _D["kernel_size"],
         strides: int = _D["strides"],
-        padding: str = _D["padding"],
+        padding: str | None = None,
         pooling: str = _D["pooling"],
         pool_size: int = _D["pool_size"],
         conv_dropout: float = _D["conv_dropout"],
@@ -234,8 +241,9 @@ conv_dropout, batch_norm :
         """
         name = type(self).__name__
         values = {k: plain_value(getattr(self, k)) for k in HYPERPARAMETERS}
+        checked = {k: v for k, v in values.items() if not (k in AUTO_PARAMS and v is None)}  # None: decided at fit
         try:
-            parse_spec({"name": "estimator", "model": self.model, "params": values}, source=name)
+            parse_spec({"name": "estimator", "model": self.model, "params": checked}, source=name)
         except SpecError as exc:
             where = exc.path.removeprefix("params.")
             raise ValueError(f"{name}: parameter {where}: {exc.rule}") from None
@@ -270,6 +278,8 @@ conv_dropout, batch_norm :
         import keras
 
         self.input_shape_ = tuple(self.feature_encoder_.input_shape_)
+        self._config = fit_architecture(self._config, self.input_shape_, self.model)
+        self.model_config_ = dict(self._config)
         # Drop Keras' global state of earlier fits.  No gc.collect() here: it costs ~0.3 s
         # per fit with TensorFlow loaded and Python's own collector frees the old models.
         keras.backend.clear_session(free_memory=False)

@@ -10,6 +10,10 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+
+from automnist.builders import conv_plan
+from automnist.errors import InfeasibleConfig
+from automnist.spec import DEFAULTS
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
     check_array,
@@ -19,7 +23,11 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-__all__ = ["ImageShaper", "TargetEncoder", "canonical_order", "check_image_shape", "infer_input_shape", "validate_arrays"]
+__all__ = ["AUTO_PARAMS", "ImageShaper", "TargetEncoder", "canonical_order", "check_image_shape", "fit_architecture",
+           "infer_input_shape", "validate_arrays"]
+
+#: Estimator parameters whose default (None) is decided at ``fit`` from the input's size.
+AUTO_PARAMS: tuple[str, ...] = ("conv_layers", "padding")
 
 
 def validate_arrays(estimator: BaseEstimator, X: Any, y: Any, *, reset: bool) -> tuple[Any, Any]:
@@ -59,6 +67,34 @@ def validate_arrays(estimator: BaseEstimator, X: Any, y: Any, *, reset: bool) ->
         if X is not None:
             check_consistent_length(X, y)
     return X, y
+
+
+def fit_architecture(values: dict[str, Any], input_shape: tuple[int, ...], model: str) -> dict[str, Any]:
+    """``values`` with ``conv_layers`` / ``padding`` left None decided for ``input_shape``.
+
+    The seed reports' network (2 blocks of 'valid' convolutions) is kept where it leaves
+    feature maps of at least 2x2 (e.g. 28x28 MNIST); smaller images get 'same' padding,
+    then fewer blocks: 8x8 digits get 2 'same' blocks (8 -> 4 -> 2).  Values set by the
+    user are kept; when nothing fits, the defaults stay and the builder says why.
+    """
+    auto = [k for k in AUTO_PARAMS if values.get(k) is None]
+    out = {**values, **{k: DEFAULTS[k] for k in auto}}
+    if not auto or model != "cnn" or len(input_shape) != 3:
+        return out
+    most = int(out["conv_layers"])
+    blocks = range(most, 0, -1) if "conv_layers" in auto else [most]
+    paddings = ["valid", "same"] if "padding" in auto else [out["padding"]]
+    for smallest in (2, 1):
+        for n in blocks:
+            for padding in paddings:
+                candidate = {**out, "conv_layers": n, "padding": padding}
+                try:
+                    plan = conv_plan(candidate, input_shape)
+                except InfeasibleConfig:
+                    continue
+                if not plan or min(plan[-1]["out_hw"]) >= smallest:
+                    return candidate
+    return out
 
 
 def canonical_order(X: np.ndarray) -> np.ndarray:
