@@ -97,6 +97,12 @@ def test_bad_data(command: list[str], case: str, bad_data: dict[str, str], good_
                       "--results", str(tmp_path / "r")], capsys)
 
 
+@pytest.mark.parametrize("folds", ["1", "1000000000", "-5"])
+def test_bad_fold_count(folds: str, good_spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = _one_line_exit_2(["cv", str(good_spec), f"--folds={folds}", "--results", str(tmp_path / "r")], capsys)
+    assert "--folds: must be an integer from 2 to 100" in line and not (tmp_path / "r").exists()
+
+
 BAD_NAMES = ["x/y", "..", ".", "x y", "a" * 300, "<script>", "-dash", "é"]
 
 

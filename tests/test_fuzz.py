@@ -20,6 +20,7 @@ import gzip
 import itertools
 import json
 import os
+import pickle
 import resource
 import signal
 from pathlib import Path
@@ -375,6 +376,56 @@ def test_fuzzed_idx_files_load_or_give_one_line_error(work_dir: Path, train: tup
                 data = damage(data)
                 path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
     _load_data(f"idx:{folder}", str(folder), FIGURES["IDX files"])
+
+
+class _Evil:  # a pickle that would run a command when unpickled by a plain pickle.load
+    def __reduce__(self) -> tuple:
+        return (os.system, ("echo pwned",))
+
+
+@st.composite
+def cifar_batches(draw: Any) -> bytes:
+    """A pickled CIFAR-10 batch, valid or damaged in one way."""
+    n = draw(st.integers(1, 12))
+    batch: Any = {b"data": np.random.default_rng(n).integers(0, 256, (n, 3072), dtype=np.uint8),
+                  b"labels": [i % 10 for i in range(n)]}
+    flaw = draw(st.sampled_from(["none"] * 5 + ["shape", "dtype", "labels-range", "labels-count", "missing-key",
+                                                 "not-a-dict", "evil", "empty"]))
+    if flaw == "shape":
+        batch[b"data"] = batch[b"data"][:, :1000]
+    elif flaw == "dtype":
+        batch[b"data"] = batch[b"data"].astype("f4")
+    elif flaw == "labels-range":
+        batch[b"labels"] = [99] * n
+    elif flaw == "labels-count":
+        batch[b"labels"] = batch[b"labels"][:-1]
+    elif flaw == "missing-key":
+        del batch[b"labels"]
+    elif flaw == "not-a-dict":
+        batch = [1, 2, 3]
+    elif flaw == "evil":
+        batch[b"labels"] = _Evil()
+    elif flaw == "empty":
+        batch = {b"data": np.zeros((0, 3072), np.uint8), b"labels": []}
+    return pickle.dumps(batch, protocol=draw(st.sampled_from([2, 4])))
+
+
+@settings(settings.get_profile("fuzz-ci"), max_examples=DATA_EXAMPLES)
+@given(train=cifar_batches(), test=cifar_batches(), damage=corruption(), which=st.sampled_from(["data_batch_1", "test_batch"]))
+def test_fuzzed_cifar_batches_load_or_give_one_line_error(work_dir: Path, train: bytes, test: bytes, damage: Any,
+                                                          which: str) -> None:
+    folder = work_dir / f"cifar{next(_ids)}"
+    folder.mkdir()
+    for name, data in (("data_batch_1", train), ("test_batch", test)):
+        (folder / name).write_bytes(damage(data) if name == which else data)
+    figures = FIGURES["CIFAR batch files"]
+    try:
+        ds = _bounded(lambda: load_dataset("cifar10", data_dir=folder))
+    except DataError as exc:
+        assert "\n" not in str(exc) and str(folder) in str(exc), str(exc)
+        figures["one-line error"] += 1
+        return
+    _check_dataset(ds, figures)
 
 
 def test_fuzz_profile_is_bounded_in_ci() -> None:
