@@ -128,3 +128,23 @@ def test_a_killed_worker_loses_no_trial_and_resume_completes_the_run(tmp_path):
     late = re.findall(r"^late: trial (\S+) (?:ok|failed|infeasible)$", w_out, re.M)
     assert sorted(late) == sorted(set(str(i) for i in range(8)) - set(kept))
     assert (run_dir / "best.keras").is_file()
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_postgresql_store(tmp_path, pg_url):
+    """``--workers 2 --store postgresql://...`` against the suite's real server: every trial
+    once, trained by both processes; the store holds the run, the results folder the logs."""
+    proc = _automnist("search", DEMO, "--workers", "2", "--max-trials", "4", *TINY, "--results", str(tmp_path),
+                      "--store", pg_url, "--run-name", "pg", "--quiet", "--no-report")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, (out, err)
+    assert "run pg: 4 trials" in out and "4 trials from 2 worker processes" in out
+    assert not (tmp_path / "automnist.db").exists()
+    with Store(pg_url) as store:
+        trials = store.get_trials("pg")
+        assert store.get_run("pg")["status"] == "finished"
+    assert sorted(t.trial_id for t in trials) == ["0", "1", "2", "3"]
+    trained = _trained_by(tmp_path / "pg" / "logs")
+    ids = [t for ts in trained.values() for t in ts]
+    assert sorted(ids) == ["0", "1", "2", "3"]  # each trial trained once, by one of the processes
+    assert set(trained) == {"tuner0", "tuner1"} or len(trained) == 1  # both, unless one took every trial
