@@ -130,7 +130,8 @@ def test_defaults_come_from_the_spec_and_clone_round_trips():
     "params, message",
     [
         ({"learning_rate": -1.0}, "KerasCNNClassifier: parameter learning_rate: must be"),
-        ({"units": 0}, "parameter units: must be an integer >= 1 or a non-empty list of them, got 0"),
+        ({"units": 0}, "parameter units: must be an integer from 1 to 65536 or a non-empty list of at most 64 of them, "
+                       "got 0"),
         ({"model": "rnn"}, "parameter model: must be one of cnn, mlp, got 'rnn'"),
         ({"activation": "sigmoidal"}, "parameter activation: must be one of relu"),
         ({"epochs": None}, "parameter epochs: must be an integer >= 1, got None"),
