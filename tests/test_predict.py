@@ -110,7 +110,7 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     with Store.at(results) as store:
         store.create_run("empty")
         store.add_trial("empty", TrialRecord(trial_id="0", number=0, params={}, status="infeasible", error="too small"))
-    assert main(["export-model", "nope", "--out", str(tmp_path / "m.keras"), "--results", str(results)]) == 1
+    assert main(["export-model", "nope", "--out", str(tmp_path / "m.keras"), "--results", str(results)]) == 2  # bad input
     err = capsys.readouterr().err.strip()
     assert err.startswith("automnist: error: no run named 'nope'") and err.endswith("known runs: empty")
     assert main(["export-model", "empty", "--out", str(tmp_path / "m.keras"), "--results", str(results)]) == 1
