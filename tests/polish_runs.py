@@ -1,7 +1,7 @@
 """Two real runs shared by the newcomer-polish tests (issue 13): ``first`` made by the
 ``automnist`` command in a subprocess (its stderr kept, ``--tensorboard``), ``second``
-in-process with a live report after every trial and a listener that reads it as each
-trial ends.  Each run: a grid of 2 tiny CNNs on 300 digits for 2 epochs, one of them
+in-process with a live report (rewritten after the first trial, then not for an hour) and
+a listener that reads it as each trial ends.  Each run: a grid of 2 tiny CNNs on 300 digits for 2 epochs, one of them
 infeasible (a 9x9 'valid' convolution on 8x8 images)."""
 
 from __future__ import annotations
@@ -45,13 +45,16 @@ class PolishRuns:
 
 
 class _ReadReport:
-    """A listener after the live report: keeps report.html's text as each trial ends."""
+    """A listener after the live report: keeps report.html's text as each trial ends, and
+    after the first one makes the live report wait an hour (one live page is enough here;
+    each costs seconds of plotting)."""
 
-    def __init__(self, results: Path, pages: list[str]) -> None:
-        self.results, self.pages = results, pages
+    def __init__(self, results: Path, pages: list[str], live: object) -> None:
+        self.results, self.pages, self.live = results, pages, live
 
     def trial_ended(self, ctx, record) -> None:
         self.pages.append((self.results / ctx.run / "report.html").read_text(encoding="utf-8"))
+        self.live.every_s = 3600.0
 
     def run_ended(self, store, run) -> None:
         pass
@@ -77,7 +80,8 @@ def polish_runs(tmp_path_factory: pytest.TempPathFactory) -> PolishRuns:
     runs = PolishRuns(results, tb, spec, proc.stderr, proc.stdout, proc.returncode)
     index = results / "index.html"
     runs.index_after_first = index.read_text(encoding="utf-8") if index.is_file() else ""
+    live = LiveReport(results, every_s=0)
     run_search(load_spec(spec), results_dir=results, run_name="second", progress=False,
-               listeners=[LiveReport(results, every_s=0), _ReadReport(results, runs.live_pages)])
+               listeners=[live, _ReadReport(results, runs.live_pages, live)])
     refresh_index(results)  # as the command does when a run ends
     return runs
