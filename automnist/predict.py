@@ -115,18 +115,34 @@ def load_classifier(model_or_run: str | Path, *, results_dir: str | Path = "resu
     return model, _class_names_near(path), path
 
 
+#: Largest side of an image to classify: it is padded to a square before resizing, so a
+#: 50,000 x 1 image would need a 50,000 x 50,000 canvas (7.5 GB).
+MAX_IMAGE_SIDE = 10_000
+
+
 def read_image(path: str | Path) -> Image.Image:
-    """Open an image file with Pillow (EXIF orientation applied)."""
+    """Open an image file with Pillow (EXIF orientation applied).
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable or damaged file, or a side over :data:`MAX_IMAGE_SIDE` pixels
+        (checked from the header, before the pixels are decoded).
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
+            if max(img.size) > MAX_IMAGE_SIDE or min(img.size) < 1:
+                raise DataError(f"{path}: image of {img.size[0]}x{img.size[1]} pixels: "
+                                f"sides must be from 1 to {MAX_IMAGE_SIDE}")
             img.load()
             return ImageOps.exif_transpose(img)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: cannot read the image ({exc})") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError, EOFError) as exc:
+        # a damaged file fails inside Pillow's decoders in many ways
+        raise DataError(f"{path}: cannot read the image ({type(exc).__name__}: {exc})") from None
 
 
 def prepare_image(img: Image.Image, input_shape: Sequence[int], invert: str | bool = "auto") -> np.ndarray:

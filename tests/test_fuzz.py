@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import gzip
+import io
 import itertools
 import json
 import os
@@ -433,3 +434,58 @@ def test_fuzz_profile_is_bounded_in_ci() -> None:
     if not LONG:
         assert SPEC_EXAMPLES <= 250 and DATA_EXAMPLES <= 50
         assert settings.get_profile("fuzz-ci").derandomize
+
+
+# --------------------------------------------------------------------------- image files (predict)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (CRC correct), with almost no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+@st.composite
+def image_files(draw: Any) -> bytes:
+    """An image file in a common format and mode, maybe damaged, or a header claiming a huge image."""
+    from PIL import Image
+
+    if draw(st.integers(0, 9)) == 0:
+        return _png_claiming(draw(st.sampled_from([0, 1, 50_000, 2**31 - 1])), draw(st.sampled_from([0, 1, 50_000])))
+    mode = draw(st.sampled_from(["L", "RGB", "RGBA", "LA", "P", "1", "I", "F", "CMYK", "I;16"]))
+    fmt = draw(st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "TIFF"]))
+    size = (draw(st.integers(1, 40)), draw(st.integers(1, 40)))
+    img = Image.new(mode, size)
+    buf = io.BytesIO()
+    try:
+        img.save(buf, format=fmt)
+    except (OSError, ValueError, KeyError):  # a mode the format cannot hold
+        img.convert("RGB").save(buf, format="PNG")
+    return draw(corruption())(buf.getvalue())
+
+
+@settings(settings.get_profile("fuzz-ci"), max_examples=DATA_EXAMPLES)
+@given(data=image_files(), shape=st.sampled_from([(8, 8, 1), (28, 28, 1), (32, 32, 3)]),
+       suffix=st.sampled_from([".png", ".jpg", ".gif", ".bin"]))
+def test_fuzzed_image_files_prepare_or_give_one_line_error(work_dir: Path, data: bytes, shape: tuple,
+                                                           suffix: str) -> None:
+    from automnist.predict import prepare_image, read_image
+
+    path = work_dir / f"image{next(_ids)}{suffix}"
+    path.write_bytes(data)
+    figures = FIGURES["image files"]
+    try:
+        out = _bounded(lambda: prepare_image(read_image(path), shape))
+    except DataError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc), str(exc)
+        figures["one-line error"] += 1
+        return
+    assert out.shape == shape and out.dtype == np.float32 and np.isfinite(out).all()
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    figures["prepared"] += 1

@@ -112,3 +112,23 @@ def test_two_classes_still_load(tmp_path: Path) -> None:
     ds = load_dataset(_npz(tmp_path / "ok.npz", x=np.zeros((10, 4, 4)), y=np.arange(10) % 2))
     assert ds.class_names == ("0", "1") and ds.input_shape == (4, 4, 1)
     assert len(ds.x_train) + len(ds.x_test) == 10
+
+
+def test_images_too_wide_or_damaged_for_predict_give_a_data_error(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from automnist.predict import prepare_image, read_image
+
+    wide = tmp_path / "wide.png"
+    Image.new("L", (50_000, 1)).save(wide)  # padded to a square it would need 2.5e9 pixels
+    with pytest.raises(DataError, match=r"wide.png: image of 50000x1 pixels: sides must be from 1 to 10000"):
+        read_image(wide)
+    damaged = tmp_path / "damaged.png"
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), "white").save(buf, format="PNG")
+    damaged.write_bytes(buf.getvalue()[:60])
+    with pytest.raises(DataError, match=r"damaged.png: cannot read the image"):
+        read_image(damaged)
+    ok = tmp_path / "ok.png"
+    Image.new("RGB", (30, 20), "white").save(ok)
+    assert prepare_image(read_image(ok), (8, 8, 1)).shape == (8, 8, 1)
