@@ -7,6 +7,8 @@ data file either loads into a usable ``Dataset`` or raises ``DataError`` naming 
 Nothing else may escape (no traceback), and no example may take longer than the alarm
 (no hang) or allocate more than the memory ceiling while loading.
 
+Data formats: npz, IDX directories, CIFAR-10 batch pickles, image files for ``predict``.
+
 Profiles: ``ci`` (default; 150 specs and 40 files per format, derandomized) and ``long``
 (set ``AUTOMNIST_FUZZ=long``: 2,500 specs and 200 files per format, random seeds, or
 ``AUTOMNIST_FUZZ_SPECS`` / ``AUTOMNIST_FUZZ_FILES``); the figures are printed at the end,
