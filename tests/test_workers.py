@@ -148,3 +148,24 @@ def test_two_workers_share_a_postgresql_store(tmp_path, pg_url):
     ids = [t for ts in trained.values() for t in ts]
     assert sorted(ids) == ["0", "1", "2", "3"]  # each trial trained once, by one of the processes
     assert set(trained) == {"tuner0", "tuner1"} or len(trained) == 1  # both, unless one took every trial
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_parent_stops_every_child_and_interrupts_the_run(tmp_path):
+    proc = _automnist("search", DEMO, "--workers", "2", "--max-trials", "8", *TINY, "--results", str(tmp_path),
+                      "--run-name", "t", "--quiet", "--no-report")
+    end = time.time() + 300
+    while time.time() < end and proc.poll() is None and not _trained_by(tmp_path / "t" / "logs"):
+        time.sleep(0.2)
+    children = [pid for pid in (_pid_of("tuner0", tmp_path / "t"), _pid_of("tuner1", tmp_path / "t")) if pid]
+    assert children, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1].startswith("automnist: interrupted")
+    for pid in children:  # every worker (and the chief) has ended
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    with Store.at(tmp_path) as store:
+        assert store.get_run("t")["status"] == "interrupted"
+        kept = store.get_trials("t")
+    assert 1 <= len(kept) < 8 and all(t.status == "ok" for t in kept)

@@ -44,11 +44,13 @@ class PoolOutcome:
     codes: dict[str, int] = field(default_factory=dict)
     last_lines: dict[str, str] = field(default_factory=dict)
     logs: Path | None = None
+    #: Workers stopped because the chief had ended the run before they asked for a trial.
+    not_needed: set[str] = field(default_factory=set)
 
     @property
     def failed(self) -> list[str]:
-        """The processes that did not end with exit code 0."""
-        return [name for name, code in self.codes.items() if code != 0]
+        """The processes that did not end with exit code 0 (the workers not needed aside)."""
+        return [name for name, code in self.codes.items() if code != 0 and name not in self.not_needed]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -156,7 +158,7 @@ def run_pool(
                 procs[name] = subprocess.Popen([sys.executable, "-m", "automnist", *cmd], stdout=log,
                                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         with SearchProgress.start(progress, run, total=total, deadline=deadline, objective=objective) as bar:
-            _watch(procs, store, run, bar, objective, direction)
+            outcome.not_needed = _watch(procs, store, run, bar, objective, direction)
     except BaseException:
         _stop(procs.values())
         _mark_interrupted(store, run)
@@ -171,25 +173,30 @@ def run_pool(
 
 
 def _watch(procs: dict[str, subprocess.Popen], store: Store, run: str, bar: SearchProgress | None,
-           objective: str, direction: str) -> None:
+           objective: str, direction: str) -> set[str]:
+    """Wait for the chief and workers to end (stopping the rest when one side cannot go on);
+    the workers stopped because the chief had finished the run without them."""
     chief = procs["chief"]
-    workers = [p for name, p in procs.items() if name != "chief"]
+    workers = {name: p for name, p in procs.items() if name != "chief"}
     seen: set[str] = set()
+    not_needed: set[str] = set()
     chief_done_at: float | None = None
     while True:
         time.sleep(0.5)
         _show(store, run, bar, seen, objective, direction)
         if chief.poll() is not None:
             if chief.returncode != 0:
-                _stop(workers)
+                _stop(workers.values())
             chief_done_at = chief_done_at or time.time()
-            if all(p.poll() is not None for p in workers):
+            if all(p.poll() is not None for p in workers.values()):
                 break
-            if time.time() - chief_done_at > 10:  # a worker that never reached the chief
-                _stop(workers)
-        elif all(p.poll() is not None for p in workers) and any(p.returncode != 0 for p in workers):
+            if time.time() - chief_done_at > 10:  # a worker that never reached the chief before it ended
+                not_needed = {name for name, p in workers.items() if p.poll() is None}
+                _stop(workers.values())
+        elif all(p.poll() is not None for p in workers.values()) and any(p.returncode for p in workers.values()):
             _stop([chief])  # the dead workers' trials never end: the run is interrupted
     _show(store, run, bar, seen, objective, direction)
+    return not_needed if chief.returncode == 0 else set()
 
 
 def _show(store: Store, run: str, bar: SearchProgress | None, seen: set[str], objective: str,
