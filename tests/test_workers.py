@@ -131,41 +131,43 @@ def test_a_killed_worker_loses_no_trial_and_resume_completes_the_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_workers_share_a_postgresql_store(tmp_path, pg_url):
-    """``--workers 2 --store postgresql://...`` against the suite's real server: every trial
-    once, trained by both processes; the store holds the run, the results folder the logs."""
-    proc = _automnist("search", DEMO, "--workers", "2", "--max-trials", "4", *TINY, "--results", str(tmp_path),
-                      "--store", pg_url, "--run-name", "pg", "--quiet", "--no-report")
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, (out, err)
-    assert "run pg: 4 trials" in out and "4 trials from 2 worker processes" in out
-    assert not (tmp_path / "automnist.db").exists()
-    with Store(pg_url) as store:
-        trials = store.get_trials("pg")
-        assert store.get_run("pg")["status"] == "finished"
-    assert sorted(t.trial_id for t in trials) == ["0", "1", "2", "3"]
-    trained = _trained_by(tmp_path / "pg" / "logs")
-    ids = [t for ts in trained.values() for t in ts]
-    assert sorted(ids) == ["0", "1", "2", "3"]  # each trial trained once, by one of the processes
-    assert set(trained) == {"tuner0", "tuner1"} or len(trained) == 1  # both, unless one took every trial
-
-
-@pytest.mark.slow
-def test_sigterm_to_the_parent_stops_every_child_and_interrupts_the_run(tmp_path):
-    proc = _automnist("search", DEMO, "--workers", "2", "--max-trials", "8", *TINY, "--results", str(tmp_path),
-                      "--run-name", "t", "--quiet", "--no-report")
+def test_sigterm_then_resume_with_two_workers_on_a_postgresql_store(tmp_path, pg_url):
+    """``--workers 2 --store postgresql://...`` against the suite's real server: SIGTERM to the
+    parent stops every child and leaves the run interrupted with its trials; ``--workers 2
+    --resume`` completes it, every trial trained once; the logs stay in the results folder."""
+    args = ["search", DEMO, "--workers", "2", "--max-trials", "6", *TINY, "--results", str(tmp_path),
+            "--store", pg_url, "--run-name", "pg", "--quiet", "--no-report"]
+    proc = _automnist(*args)
     end = time.time() + 300
-    while time.time() < end and proc.poll() is None and not _trained_by(tmp_path / "t" / "logs"):
+    while time.time() < end and proc.poll() is None and not _trained_by(tmp_path / "pg" / "logs"):
         time.sleep(0.2)
-    children = [pid for pid in (_pid_of("tuner0", tmp_path / "t"), _pid_of("tuner1", tmp_path / "t")) if pid]
+    children = [pid for pid in (_pid_of("tuner0", tmp_path / "pg"), _pid_of("tuner1", tmp_path / "pg")) if pid]
     assert children, proc.communicate()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     assert err.strip().splitlines()[-1].startswith("automnist: interrupted")
-    for pid in children:  # every worker (and the chief) has ended
+    for pid in children:  # every worker has ended
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-    with Store.at(tmp_path) as store:
-        assert store.get_run("t")["status"] == "interrupted"
-        kept = store.get_trials("t")
-    assert 1 <= len(kept) < 8 and all(t.status == "ok" for t in kept)
+    with Store(pg_url) as store:
+        assert store.get_run("pg")["status"] == "interrupted"
+        kept = {t.trial_id: t for t in store.get_trials("pg")}
+    assert 1 <= len(kept) < 6 and all(t.status == "ok" for t in kept.values())
+    first = _trained_by(tmp_path / "pg" / "logs")
+
+    proc = _automnist(*args, "--resume")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, (out, err)
+    assert "run pg: 6 trials" in out and "6 trials from 2 worker processes" in out
+    assert not (tmp_path / "automnist.db").exists()  # the store is PostgreSQL
+    with Store(pg_url) as store:
+        trials = store.get_trials("pg")
+        assert store.get_run("pg")["status"] == "finished"
+    assert sorted(t.trial_id for t in trials) == [str(i) for i in range(6)]
+    for t in trials:
+        if t.trial_id in kept:
+            assert t.duration_s == kept[t.trial_id].duration_s
+    second = _trained_by(tmp_path / "pg" / "logs")  # the resumed run's logs (the first run's were replaced)
+    ids = [t for ts in first.values() for t in ts] + [t for ts in second.values() for t in ts]
+    assert len(ids) == len(set(ids))  # no trial trained twice
+    assert sorted(set(ids) | set(kept)) == [str(i) for i in range(6)]  # (a trial stored as SIGTERM came is kept)
