@@ -37,8 +37,12 @@ postgres-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "note: PostgreSQL (initdb) missing and cannot apt-get install it; the PostgreSQL store tests will be skipped"; fi
 
+# Two passes: most tests in two processes (pytest-xdist, grouped by file: a trial's fixed costs
+# are single-threaded, so one process keeps only ~1.1 of 2 cores busy), then the `serial` ones
+# alone (wall-clock budgets, or worker processes of their own).
 test: install browser-deps postgres-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)

@@ -88,11 +88,12 @@ def run_search(
     try:
         worker = role == WORKER
         done = join_run(store, name, spec.hash) if worker else _check_run_name(store, name, spec, resume)
+        # the data first: a data set that cannot be loaded must not leave an empty run behind
+        dataset = dataset if dataset is not None else prepare_data(spec, data_dir)
         run_spec, lr_note = spec, {}
         if uses_lr_find(spec):
             # learning_rate: from_lr_find -> reuse the newest range test of this spec, or run one
             # now; resolved before the run is created so its config records where the rates came from
-            dataset = dataset if dataset is not None else prepare_data(spec, data_dir)
             run_spec, lr_note = resolve_learning_rates(spec, store=store, dataset=dataset, results_dir=results_dir,
                                                        run=name, progress=progress)
         if worker:
@@ -104,7 +105,7 @@ def run_search(
                             extra_config={"lr_find": lr_note} if lr_note else None)
         t0 = time.perf_counter()
         with nullcontext() if worker else store.recording(name):
-            ds = dataset if dataset is not None else prepare_data(spec, data_dir)
+            ds = dataset
             directory = run_dir(results_dir, name)
             directory.mkdir(parents=True, exist_ok=True)
             budget = spec.search.time_budget

@@ -131,3 +131,28 @@ def test_unknown_or_hostile_run_name_for_every_command_that_reads_one(name: str,
                  ["export-model", name, "--out", str(tmp_path / "m.keras")], ["predict", name, str(image)]):
         _one_line_exit_2([*argv, "--results", res], capsys)
     _one_line_exit_2(["report", "ghost", "ghost", "--results", res], capsys)
+
+
+NOISY_GOOD = GOOD.replace("data: {dataset: digits, subset: 100}",
+                          "data: {dataset: mnist, noise: {kind: gaussian, std: 0.3}}")
+
+
+@pytest.mark.parametrize("command", [["search", "--no-report", "--quiet"], ["compare-denoising", "--no-report"],
+                                     ["cv", "--folds", "2"], ["lr-find", "--quiet"]])
+def test_data_that_cannot_be_loaded_leaves_no_run_behind(command, tmp_path, capsys):
+    """Item 17: the data is loaded before the run is created, so a data set that is not
+    there gives one line and no empty run in the store."""
+    from automnist.store import Store
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(NOISY_GOOD, encoding="utf-8")
+    results = tmp_path / "results"
+    with Store.at(results) as store:  # a store that already holds a run
+        store.create_run("earlier", strategy="random")
+    empty = tmp_path / "no-mnist-here"
+    empty.mkdir()
+    message = _one_line_exit_2([command[0], str(spec), *command[1:], "--data-dir", str(empty),
+                                "--results", str(results)], capsys)
+    assert "mnist" in message.lower()
+    with Store.at(results) as store:
+        assert store.run_names() == ["earlier"]

@@ -29,6 +29,7 @@ def _scores(results, run: str) -> dict[str, tuple]:
             for t in trials}
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_dask_local_cluster_gives_the_serial_scores(tmp_path):
     from distributed import LocalCluster, get_task_stream

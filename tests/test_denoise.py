@@ -35,7 +35,7 @@ def test_denoise_section_parses_round_trips_and_needs_noise(tmp_path):
         ({"data": {"dataset": "digits"}, "denoise": True},
          "denoise: needs data.noise: the autoencoder learns to map noisy training images to the clean ones"),
         ({"data": NOISY, "denoise": {"filters": []}},
-         "denoise.filters: must be a non-empty list of integers >= 1 (one per pooling level), got []"),
+         "denoise.filters: must be a list of 1 to 8 integers from 1 to 16384 (one per pooling level), got []"),
         ({"data": NOISY, "denoise": {"epoch": 3}}, "denoise.epoch: unknown key (did you mean 'epochs'?)"),
     ]
     for raw, message in cases:
@@ -158,8 +158,8 @@ def test_cli_compare_denoising_prints_stores_and_reports(tmp_path, capsys):
     printed = [float(line.split()[2]) for line in out[1:4]]
     assert printed == pytest.approx(table["test_accuracy"].round(4).tolist())
     assert "Clean, noisy and denoised images" in (results / "cmp" / "report.html").read_text()
-    # the same run name again fails at once, before anything trains, and keeps the first run
-    assert main(args) == 1
+    # the same run name again is bad input (exit 2): it fails at once, before anything trains, and keeps the first run
+    assert main(args) == 2
     assert "a run named 'cmp' already exists" in capsys.readouterr().err
     plain = tmp_path / "plain.yaml"
     plain.write_text("name: p\nparams: {units: 8}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from automnist.runner import TrialData, run_trial, split_indices, targets_for_loss
 from automnist.spec import DEFAULTS
@@ -77,6 +78,7 @@ def test_divergence_is_a_failed_trial(small_data):
         assert r.metrics["val_accuracy"] < 0.3
 
 
+@pytest.mark.serial
 def test_time_budget_stops_training_and_says_so(small_data):
     r = run_trial(FAST, small_data, trial_id="t", epochs=50, deadline=time.time() + 0.5)
     assert r.status == "ok" and r.epochs < 50 and "time budget" in r.error

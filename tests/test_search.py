@@ -87,6 +87,7 @@ def test_infeasible_trials_are_recorded_and_the_search_goes_on(results_dir):
     assert status[1].status == "ok"
 
 
+@pytest.mark.serial
 def test_time_budget_stops_starting_trials(results_dir):
     spec = _spec("random", max_trials=50, time_budget=1)
     result = run_search(spec, results_dir=results_dir, run_name="budget", progress=False)

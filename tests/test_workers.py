@@ -85,6 +85,7 @@ def _pid_of(tuner_id: str, run_dir: Path) -> int | None:
     return None
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_a_killed_worker_loses_no_trial_and_resume_completes_the_run(tmp_path):
     """Two workers share a search; one is SIGKILLed once both have trained trials; the other
@@ -130,6 +131,7 @@ def test_a_killed_worker_loses_no_trial_and_resume_completes_the_run(tmp_path):
     assert (run_dir / "best.keras").is_file()
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_sigterm_then_resume_with_two_workers_on_a_postgresql_store(tmp_path, pg_url):
     """``--workers 2 --store postgresql://...`` against the suite's real server: SIGTERM to the

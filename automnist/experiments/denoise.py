@@ -92,6 +92,10 @@ def compare_denoising(
     epochs = epochs or spec.search.epochs
     d = spec.data
     cfg = spec.denoise or DenoiseSpec()
+    # the data first: a data set that cannot be loaded must not leave an empty run behind
+    clean = dataset if dataset is not None else load_dataset(
+        d.dataset, data_dir=data_dir or d.data_dir, subset=d.subset, seed=d.split_seed,
+        test_split=d.test_split, image_size=d.image_size)
     store = name = None
     if results_dir is not None:  # the run exists before training: a clash fails now, trials commit as they end
         store = Store.at(results_dir)
@@ -109,9 +113,6 @@ def compare_denoising(
     records: list[TrialRecord] = []
     try:
         with store.recording(name) if store is not None else contextlib.nullcontext():
-            clean = dataset if dataset is not None else load_dataset(
-                d.dataset, data_dir=data_dir or d.data_dir, subset=d.subset, seed=d.split_seed,
-                test_split=d.test_split, image_size=d.image_size)
             noisy = apply_noise(clean, noise)
             denoised, ae = denoise_dataset(noisy, clean.x_train, cfg, noise, seed)
             if store is not None:
