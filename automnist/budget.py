@@ -113,10 +113,11 @@ class BudgetPlan:
             rates = [first / (self._work[k] + FIXED_WORK) for k, first in self._first.items() if k in self._work]
         return statistics.median(rates) * (self._work[key] + FIXED_WORK) if rates else None
 
-    def trial_seconds(self, trial_id: str, epochs: int) -> float | None:
-        """Seconds ``trial_id`` takes to train ``epochs`` epochs from scratch: its epochs, its
-        first epoch's graph tracing (as measured on the others) and a trial's overhead."""
-        per_epoch = self.epoch_seconds(trial_id)
+    def trial_seconds(self, trial_id: str | None, epochs: int, *, cheapest: bool = False) -> float | None:
+        """Seconds ``trial_id`` (or, with ``cheapest``, the cheapest configuration so far) takes
+        to train ``epochs`` epochs from scratch: its epochs, its first epoch's graph tracing (as
+        measured on the others) and a trial's overhead; None before anything was measured."""
+        per_epoch = self.epoch_seconds(trial_id, cheapest=cheapest)
         if per_epoch is None:
             return None
         return per_epoch * epochs + self.tracing() + self.overhead()

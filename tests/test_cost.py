@@ -62,6 +62,7 @@ def test_a_new_configuration_is_priced_by_its_size() -> None:
     assert plan.epoch_seconds("b") == pytest.approx(expected)
     assert plan.trial_seconds("b", 3) == pytest.approx(3 * expected + 2.0)  # no overhead measured yet
     assert plan.epoch_seconds(None, cheapest=True) == pytest.approx(2.0)
+    assert plan.trial_seconds(None, 3, cheapest=True) == pytest.approx(3 * 2.0 + 2.0)
 
 
 def _ctx(budget_left: float, trials: list[TrialRecord]):

@@ -141,7 +141,7 @@ def _too_costly(ctx: SearchContext, plan: BudgetPlan, trial_id: str, values: dic
         return (f"too costly for the budget left: its first {rungs[0]} epoch(s) would take about "
                 f"{first:.0f} s, more than the search has before the final model's reserve")
     full = folds * (plan.trial_seconds(trial_id, s.epochs) or 0.0)
-    cheapest = folds * ((plan.epoch_seconds(None, cheapest=True) or 0.0) * s.epochs + plan.tracing() + plan.overhead())
+    cheapest = folds * (plan.trial_seconds(None, s.epochs, cheapest=True) or 0.0)
     candidates = any(t.status == "ok" and t.fully_trained for t in ctx.trials)
     if candidates and full > allowance and full > COSTLY * cheapest:
         return (f"too costly for the budget left: {s.epochs} epochs would take about {full:.0f} s, "
@@ -178,9 +178,8 @@ def run(ctx: SearchContext) -> None:
         done = ctx.finished(trial_id)
         if done is None and not ctx.time_left():
             break
-        cheapest = plan.epoch_seconds(None, cheapest=True)
-        if done is None and cheapest is not None and not plan.fits(
-                cheapest * rungs[0] + plan.tracing() + plan.overhead(), *planned_refit()):
+        cheapest = plan.trial_seconds(None, rungs[0], cheapest=True)
+        if done is None and cheapest is not None and not plan.fits(cheapest, *planned_refit()):
             break  # not even the cheapest configuration's first rung fits before the reserve
         trial = study.ask()
         values = suggest(trial, spec)
