@@ -43,6 +43,10 @@ class BudgetPlan:
         Training images of a trial and of the final refit (training + validation).
     reserve_final : bool
         Keep time for refitting the best configuration after the search.
+    final_share : float, optional
+        Keep this share of the budget for the final model instead of the time its refit is
+        predicted to take (``strategy: auto`` searching on a subset of a large data set: the
+        final model trains on every training image for as long as that share allows).
     """
 
     deadline: float | None
@@ -50,6 +54,7 @@ class BudgetPlan:
     refit_images: int
     reserve_final: bool = True
     budget: float | None = None  # seconds in all (caps the reserve at MAX_RESERVE of it)
+    final_share: float | None = None  # a fixed share of the budget kept for the final model
     _costs: dict[str, list[float]] = field(default_factory=dict)  # trial id -> seconds per image-epoch
     _first: dict[str, float] = field(default_factory=dict)  # trial id -> its first epoch (graph tracing included)
     _overheads: list[float] = field(default_factory=list)  # seconds of a trial outside its epochs
@@ -153,6 +158,8 @@ class BudgetPlan:
 
     def reserve(self, trial_id: str | None, epochs: int) -> float:
         """Seconds to keep for refitting ``trial_id``'s configuration for ``epochs`` epochs."""
+        if self.reserve_final and self.final_share is not None and self.budget is not None:
+            return self.final_share * self.budget
         cost = self.refit_seconds(trial_id, epochs) if self.reserve_final else None
         if cost is None:
             return 0.0

@@ -15,7 +15,7 @@ from typing import Any
 
 from automnist.spec import EarlyStoppingSpec
 
-__all__ = ["deadline_callback", "early_stopping_callback", "nan_callback", "pruning_callback", "stop_reason_of"]
+__all__ = ["cosine_decay_callback", "cosine_rate", "deadline_callback", "early_stopping_callback", "nan_callback", "pruning_callback", "stop_reason_of"]
 
 
 def nan_callback() -> Any:
@@ -70,6 +70,37 @@ def early_stopping_callback(spec: EarlyStoppingSpec) -> Any:
 
     return EarlyStopping(monitor=spec.monitor, patience=spec.patience, min_delta=spec.min_delta,
                          restore_best_weights=True, mode="min" if spec.monitor.endswith("loss") else "max")
+
+
+def cosine_decay_callback(epochs: int, floor: float = 0.05) -> Any:
+    """Anneal the optimizer's learning rate along a half cosine over ``epochs`` epochs, from
+    its initial value down to ``floor`` times it (Loshchilov & Hutter's SGDR without
+    restarts): a model trained for a planned number of epochs ends at a small step size.
+    Does nothing when the optimizer's rate is a schedule of its own."""
+    import keras
+
+    class CosineDecay(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.base: float | None = None
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            rate = self.model.optimizer.learning_rate
+            if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+                return
+            self.base = float(keras.ops.convert_to_numpy(rate))
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            if self.base is not None:
+                self.model.optimizer.learning_rate = cosine_rate(self.base, epoch, epochs, floor)
+
+    return CosineDecay()
+
+
+def cosine_rate(base: float, epoch: int, epochs: int, floor: float = 0.05) -> float:
+    """The learning rate of 0-based ``epoch`` of ``epochs`` under :func:`cosine_decay_callback`."""
+    progress = min(1.0, epoch / max(1, epochs - 1))
+    return base * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def pruning_callback(report: Callable[[int, dict[str, float], float], str | None]) -> Any:

@@ -63,6 +63,10 @@ class SearchContext:
         """The stored record of a trial finished before a resume, if any."""
         return self._done.get(str(trial_id))
 
+    def finished_trials(self) -> list[TrialRecord]:
+        """Every trial finished so far (at the start of a resumed run: the stored ones)."""
+        return list(self._done.values())
+
     def evaluate(
         self,
         trial_id: str,
@@ -77,6 +81,7 @@ class SearchContext:
         checkpoint: bool = False,
         rung_epochs: Sequence[int] = (),
         on_model: Callable[[Any, TrialRecord], None] | None = None,
+        train_images: int | None = None,
     ) -> TrialRecord:
         """Train one configuration (or return it from the store when resuming) and commit it.
 
@@ -99,6 +104,9 @@ class SearchContext:
             Epochs whose metrics are stored as the trial's rungs.
         on_model : callable, optional
             Also called with the trained model and its record (e.g. to keep it for an ensemble).
+        train_images : int, optional
+            Train on a stratified subset of this many training images (the validation
+            images unchanged): a cheaper fidelity on large data sets.
         """
         params = resolve_learning_rate(params)  # {optimizer: lr} -> this trial's number
         done = self.finished(trial_id)
@@ -137,6 +145,7 @@ class SearchContext:
             initial_epoch=initial_epoch,
             checkpoint_dir=self.checkpoint_dir(str(trial_id)) if checkpoint else None,
             rung_epochs=rung_epochs,
+            train_images=train_images,
         )
         self.add_record(record)
         return record

@@ -10,6 +10,11 @@ predicted probabilities of the top ``K`` fully trained trials' models (kept as t
 search runs, :meth:`SearchContext.keep_for_ensemble`).  What was done is returned and
 stored in the run's config under ``final``; the report shows the search's best, the
 refit and the ensemble on the test set side by side.
+
+When ``strategy: auto`` compared configurations on a subset of a large training set
+(:mod:`automnist.strategies.subset`), the refit is instead a longer training of the best
+configuration on every training image, inside the share of the budget kept for it, with
+the validation images choosing its best epoch and whether it is kept.
 """
 
 from __future__ import annotations
@@ -22,13 +27,19 @@ import numpy as np
 
 from automnist.artifacts import ENSEMBLE_DIR, save_best_model
 from automnist.budget import SAFETY
+from automnist.callbacks import cosine_decay_callback
 from automnist.records import TrialRecord, objective_direction
 from automnist.runner import run_trial
+from automnist.spec import EarlyStoppingSpec
 
 if TYPE_CHECKING:
     from automnist.context import SearchContext
 
-__all__ = ["refit_epochs", "finish", "ensemble_probabilities"]
+__all__ = ["refit_epochs", "finish", "ensemble_probabilities", "LONG_EPOCHS"]
+
+#: When the search compared configurations on a subset of the training images, the final
+#: model trains on all of them for up to this many times ``search.epochs`` epochs.
+LONG_EPOCHS = 3
 
 
 def refit_epochs(record: TrialRecord, objective: str, direction: str | None = None) -> int:
@@ -95,6 +106,8 @@ def _epochs_that_fit(ctx: SearchContext, best: TrialRecord, epochs: int) -> int:
 
 
 def _refit(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
+    if ctx.plan is not None and ctx.plan.final_share is not None:
+        return _train_on_all(ctx, best)  # the search compared configurations on a subset
     planned = refit_epochs(best, ctx.spec.objective.name, ctx.spec.objective.direction)
     epochs = _epochs_that_fit(ctx, best, planned)
     out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned}
@@ -119,6 +132,53 @@ def _refit(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
                 "test_loss": record.metrics.get("test_loss"), "kept": keep(record)})
     if record.error:
         out["error"] = record.error + ("; the search's best model is kept instead" if not out["kept"] else "")
+    return out
+
+
+def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
+    """The search ran on a subset of the training images (:mod:`automnist.strategies.subset`):
+    train the best configuration on every image of the training split, for as many epochs as
+    the rest of the budget allows (at most :data:`LONG_EPOCHS` times ``search.epochs``), its
+    learning rate annealed along a cosine over them, keeping the weights of its best epoch on
+    the validation images.  It is kept when it scores better than the search's best on those
+    same validation images (the test set is only scored)."""
+    spec, plan = ctx.spec, ctx.plan
+    objective = spec.objective.name
+    planned = LONG_EPOCHS * spec.search.epochs
+    left = math.inf if ctx.deadline is None else ctx.deadline - time.time()
+    epochs = planned if plan is None else plan.refit_epochs_within(best.trial_id, left, planned)
+    out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned, "on": "all training images"}
+    if epochs < 1:
+        return {**out, "status": "skipped", "epochs": 0, "kept": False,
+                "error": "no epoch on every training image fits in the budget left; the search's best model is kept"}
+    monitor = objective if objective.startswith("val_") else "val_loss"
+    sign = 1.0 if objective_direction(objective, spec.objective.direction) == "max" else -1.0
+    searched = best.objective(objective)
+
+    def keep(record: TrialRecord) -> bool:
+        value = record.objective(objective)
+        return (record.status == "ok" and value is not None and math.isfinite(value)
+                and (searched is None or sign * value > sign * searched))
+
+    def save(model: Any, record: TrialRecord) -> None:
+        if keep(record):
+            save_best_model(model, ctx.dataset, ctx.run_dir, f"{best.trial_id}-all")
+
+    t0 = time.time()
+    record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-all", model=spec.model, epochs=epochs,
+                       validation_split=spec.data.validation_split, seed=best.seed, split_seed=spec.search.seed,
+                       deadline=ctx.deadline, on_model=save,
+                       early_stopping=EarlyStoppingSpec(patience=epochs, monitor=monitor),  # keeps the best epoch
+                       callbacks=lambda fold: [cosine_decay_callback(epochs)])
+    out.update({"status": record.status, "epochs": record.epochs, "images": record.images,
+                "seconds": round(time.time() - t0, 2), objective: record.objective(objective),
+                "best_epoch": record.metrics.get("best_epoch"), "test_accuracy": record.metrics.get("test_accuracy"),
+                "test_loss": record.metrics.get("test_loss"), "kept": keep(record)})
+    if record.error:
+        out["error"] = record.error
+    if not out["kept"]:
+        out["error"] = (out.get("error") or "no better than the search's best on the validation images") + \
+            "; the search's best model is kept"
     return out
 
 

@@ -26,7 +26,7 @@ from automnist.errors import Diverged, InfeasibleConfig
 from automnist.records import TrialRecord
 from automnist.spec import EarlyStoppingSpec
 
-__all__ = ["TrialData", "run_trial", "fit_model", "targets_for_loss", "split_indices", "free_memory",
+__all__ = ["TrialData", "run_trial", "fit_model", "targets_for_loss", "split_indices", "subset_indices", "free_memory",
            "forget_custom_gradients", "check_finite"]
 
 _EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -75,6 +75,15 @@ def split_indices(
         return [(tr, va) for tr, va in folds.split(np.arange(len(y)), y)]
     tr, va, _ = stratified_split(y, seed, test_size=validation_split)
     return [(tr, va)]
+
+
+def subset_indices(index: np.ndarray, y: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """``size`` of the indices ``index`` into ``y``, stratified by class and seeded (all of
+    them when ``size`` is None or not smaller)."""
+    if size is None or size >= len(index):
+        return index
+    first, _, _ = stratified_split(np.asarray(y)[index], seed, train_size=int(size))
+    return index[first]
 
 
 def check_finite(history: Mapping[str, Sequence[float]], where: str = "") -> None:
@@ -148,6 +157,7 @@ def _run_trial(
     checkpoint_dir: Path | None = None,
     rung_epochs: Sequence[int] = (),
     holdout: bool = True,
+    train_images: int | None = None,
 ) -> TrialRecord:
     """Train and evaluate one configuration.
 
@@ -193,6 +203,10 @@ def _run_trial(
     holdout : bool
         False (without ``cv``): train on every training image, with no validation
         metrics (the final refit).
+    train_images : int, optional
+        Train on a stratified subset of this many of the training split's images (the
+        same subset for every trial of a search: it is drawn with ``split_seed``); the
+        validation images stay the same (``strategy: auto`` on large data sets).
 
     Returns
     -------
@@ -217,6 +231,7 @@ def _run_trial(
             [(np.arange(len(data.y_train)), np.arange(0))]
         fold_rows: list[dict[str, Any]] = []
         for fold, (tr, va) in enumerate(splits):
+            tr = subset_indices(tr, data.y_train, train_images, split_seed)
             if net is not None:
                 del net
                 free_memory()

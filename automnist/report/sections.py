@@ -99,7 +99,8 @@ def final_section(final: dict[str, Any], sid: str, level: int) -> Section:
                  best.get("test_accuracy"), "" if final.get("refit", {}).get("kept") else "kept"))
     refit = final.get("refit")
     if isinstance(refit, dict):
-        rows.append(("refit on training + validation", str(refit.get("trial_id")), refit.get("epochs"),
+        label = f"trained on {refit['on']}" if refit.get("on") else "refit on training + validation"
+        rows.append((label, str(refit.get("trial_id")), refit.get("epochs"),
                      refit.get("images"), refit.get("test_accuracy"),
                      "kept" if refit.get("kept") else str(refit.get("error") or "not kept")))
     ensemble = final.get("ensemble")

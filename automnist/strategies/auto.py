@@ -22,6 +22,10 @@
   supports: ``final.refit``, done by :mod:`automnist.final` after the search), or when it
   would take more than a third of the search time left when it started (nothing can
   prune the first trials, and one costly configuration must not use up the budget).
+* **Large data sets** (:mod:`automnist.strategies.subset`): when the budget buys only a few
+  dozen epochs over the whole training set, trials train on a fixed stratified subset sized
+  from a few seconds' measurement, and a fixed share of the budget then trains the best
+  configuration on every training image (cosine-annealed, its best validation epoch kept).
 * **Fully trained candidates**: the first trial is never pruned (nothing to compare it
   with), the best trial is chosen among fully trained trials first
   (:func:`automnist.records.rank_key`), and the kept model is the refit or, when the
@@ -47,6 +51,7 @@ from automnist.final import refit_epochs
 from automnist.records import TrialRecord, best_trial
 from automnist.space import suggest
 from automnist.strategies.portfolio import starting_points
+from automnist.strategies.subset import FINAL_SHARE, search_images
 from automnist.spec import SearchSpec
 
 if TYPE_CHECKING:
@@ -158,8 +163,11 @@ def run(ctx: SearchContext) -> None:
     rungs = rung_schedule(s.epochs, s.factor)
     n_train = len(ctx.data.y_train)
     held_out = 1.0 / s.cv if s.cv else spec.data.validation_split
-    plan = BudgetPlan(ctx.deadline, fit_images=round(n_train * (1.0 - held_out)), refit_images=n_train,
-                      reserve_final=spec.refits, budget=s.time_budget)
+    n_fit = round(n_train * (1.0 - held_out))
+    # a subset of a large data set (None: all), and whether the final model trains on all of it
+    images, on_all = search_images(ctx, n_fit, ctx.finished_trials())
+    plan = BudgetPlan(ctx.deadline, fit_images=images or n_fit, refit_images=n_fit if on_all else n_train,
+                      reserve_final=spec.refits, budget=s.time_budget, final_share=FINAL_SHARE if on_all else None)
     ctx.plan = plan
     study = _study(spec)
     for point in starting_points(spec):  # a portfolio of known-good configurations first
@@ -218,7 +226,7 @@ def run(ctx: SearchContext) -> None:
                 return "budget"
             return None
 
-        record = ctx.evaluate(trial_id, values, number=number, rung_epochs=rungs,
+        record = ctx.evaluate(trial_id, values, number=number, rung_epochs=rungs, train_images=images,
                               callbacks=lambda fold, report=report: [pruning_callback(report)] if fold == 0 else [])
         if done is None:
             plan.trial_done(time.time() - started, training["seconds"])

@@ -1,0 +1,117 @@
+"""``strategy: auto`` on a data set large for its budget: trials compared on a stratified
+subset of the training images, the chosen configuration then trained on all of them with
+a cosine-annealed learning rate (automnist.strategies.subset, automnist.final)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+import automnist.strategies.subset as subset
+from automnist.callbacks import cosine_decay_callback, cosine_rate
+from automnist.data import load_dataset
+from automnist.runner import run_trial, split_indices, subset_indices
+from automnist.search import run_search
+from automnist.spec import DEFAULTS, parse_spec
+from automnist.store import Store
+
+SPACE = {
+    "conv_layers": {"choice": [1, 2]},
+    "filters": {"choice": [8, 16]},
+    "padding": "same",
+    "units": {"choice": [16, 32]},
+    "learning_rate": {"float": [1e-3, 1e-2], "log": True},
+    "batch_size": 32,
+}
+
+
+def test_the_subset_holds_what_the_search_can_afford():
+    # 900 s at 0.5 ms an image-epoch, 10 epochs, 10 full trainings: 900 / (10 * 10 * 0.0005) = 18,000
+    assert subset.subset_size(54_000, 900.0, 0.0005, 10) == 18_000
+    # never fewer than SUBSET_MIN images
+    assert subset.subset_size(54_000, 10.0, 0.0005, 10) == subset.SUBSET_MIN
+    # a subset holding most of the data set is not worth it: all of it (None)
+    assert subset.subset_size(54_000, 3_000.0, 0.0005, 10) is None
+    # a training split under twice SUBSET_MIN is never subsampled
+    assert subset.subset_size(2 * subset.SUBSET_MIN - 1, 1.0, 0.0005, 10) is None
+
+
+def test_the_final_model_is_planned_on_all_images_only_when_a_few_epochs_fit():
+    # 54,000 images at 0.35 ms: 18.9 s an epoch; 3 epochs of a configuration twice as costly: 113.4 s
+    assert subset.final_fits(54_000, 1_800.0, 0.00035)  # 0.45 * 1800 = 810 s
+    assert not subset.final_fits(54_000, 240.0, 0.00035)  # 0.45 * 240 = 108 s
+
+
+def test_subset_indices_are_stratified_seeded_and_inside_the_training_split(digits_arrays):
+    x, y, _, _ = digits_arrays
+    (tr, va), = split_indices(y, cv=None, validation_split=0.2, seed=0)
+    a = subset_indices(tr, y, 500, seed=0)
+    assert len(a) == 500 and set(a) <= set(tr) and not set(a) & set(va)
+    np.testing.assert_array_equal(a, subset_indices(tr, y, 500, seed=0))
+    counts = np.bincount(y[a], minlength=10)
+    expected = 500 * np.bincount(y[tr], minlength=10) / len(tr)
+    assert np.all(np.abs(counts - expected) <= 1)
+    assert subset_indices(tr, y, None, seed=0) is tr and subset_indices(tr, y, len(tr), seed=0) is tr
+
+
+def test_a_trial_on_a_subset_keeps_the_validation_images(small_data):
+    values = {**DEFAULTS, "conv_layers": 1, "filters": 8, "units": 16, "batch_size": 32, "learning_rate": 3e-3,
+              "loss": "sparse_categorical_crossentropy"}
+    whole = run_trial(values, small_data, trial_id="a", epochs=1, validation_split=0.2, seed=0)
+    part = run_trial(values, small_data, trial_id="b", epochs=1, validation_split=0.2, seed=0, train_images=200)
+    assert part.status == whole.status == "ok"
+    assert part.images == 200 < whole.images == round(0.8 * len(small_data.y_train))
+    # the same validation images score both: the split is the search's, only training images are left out
+    (_, va), = split_indices(small_data.y_train, cv=None, validation_split=0.2, seed=0)
+    assert {h["epoch"] for h in part.history if h["metric"] == "val_accuracy"} == {1}
+    for record in (part, whole):  # scored on len(va) images: a whole number of them right
+        right = record.metrics["val_accuracy"] * len(va)
+        assert abs(right - round(right)) < 1e-3
+
+
+def test_cosine_decay_anneals_the_learning_rate_each_epoch(small_data):
+    assert cosine_rate(1e-3, 0, 5) == 1e-3
+    assert math.isclose(cosine_rate(1e-3, 4, 5), 0.05e-3)
+    assert math.isclose(cosine_rate(1e-3, 2, 5), 1e-3 * (0.05 + 0.95 * 0.5))
+    seen: list[float] = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
+    x = small_data.x_train.reshape(len(small_data.x_train), -1)[:200]
+    model.fit(x, small_data.y_train[:200], epochs=4, verbose=0, callbacks=[cosine_decay_callback(4), Watch()])
+    np.testing.assert_allclose(seen, [cosine_rate(2e-3, e, 4) for e in range(4)], rtol=1e-5)
+
+
+def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir, monkeypatch):
+    # digits are small: lower the thresholds so that this budget buys a subset, as Fashion-MNIST's does
+    monkeypatch.setattr(subset, "SUBSET_MIN", 300)
+    monkeypatch.setattr(subset, "TRIAL_EQUIVALENTS", 400)
+    monkeypatch.setattr(subset, "TYPICAL", 0.1)
+    spec = parse_spec({"name": "sub", "data": {"dataset": "digits"}, "params": SPACE,
+                       "search": {"epochs": 3, "time_budget": 45, "seed": 0, "max_trials": 6}})
+    result = run_search(spec, results_dir=results_dir, run_name="s", progress=False)
+    trained = [t for t in result.trials if t.status == "ok"]
+    (tr, _), = split_indices(load_dataset("digits").y_train, cv=None, validation_split=0.2, seed=0)
+    n_fit = len(tr)
+    images = {t.images for t in trained}
+    assert len(trained) >= 2 and len(images) == 1 and 300 <= min(images) < n_fit
+    final = result.final["refit"]
+    assert final["on"] == "all training images" and final["status"] == "ok"
+    assert final["images"] == n_fit and final["epochs"] >= 1
+    # kept only when better than the search's best on the same validation images
+    searched = result.final["search_best"]["val_accuracy"]
+    assert final["kept"] == (final["val_accuracy"] > searched)
+    with np.load(result.run_dir / "predictions.npz") as kept:
+        assert str(kept["trial_id"]).endswith("-all") == final["kept"]
+        accuracy = float(np.mean(kept["y_prob"].argmax(axis=1) == kept["y_true"]))
+    expected = final["test_accuracy"] if final["kept"] else result.final["search_best"]["test_accuracy"]
+    assert math.isclose(accuracy, expected, abs_tol=1e-6)
+    # the trials were stored with the images they trained on
+    stored = Store(results_dir / "automnist.db").get_trials("s")
+    assert {t.trial_id: t.images for t in stored} == {t.trial_id: t.images for t in result.trials}
