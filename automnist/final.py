@@ -27,7 +27,7 @@ import numpy as np
 
 from automnist.artifacts import ENSEMBLE_DIR, save_best_model
 from automnist.budget import SAFETY
-from automnist.callbacks import cosine_decay_callback
+from automnist.callbacks import plateau_callback
 from automnist.records import TrialRecord, objective_direction
 from automnist.runner import run_trial
 from automnist.spec import EarlyStoppingSpec
@@ -139,8 +139,8 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     """The search ran on a subset of the training images (:mod:`automnist.strategies.subset`):
     train the best configuration on every image of the training split, for as many epochs as
     the rest of the budget allows (at most :data:`LONG_EPOCHS` times ``search.epochs``), its
-    learning rate annealed along a cosine over them, keeping the weights of its best epoch on
-    the validation images.  It is kept when it scores better than the search's best on those
+    learning rate reduced when the validation loss stalls, keeping the weights of its best
+    epoch on the validation images.  It is kept when it scores better than the search's best on those
     same validation images (the test set is only scored)."""
     spec, plan = ctx.spec, ctx.plan
     objective = spec.objective.name
@@ -169,7 +169,7 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
                        validation_split=spec.data.validation_split, seed=best.seed, split_seed=spec.search.seed,
                        deadline=ctx.deadline, on_model=save,
                        early_stopping=EarlyStoppingSpec(patience=epochs, monitor=monitor),  # keeps the best epoch
-                       callbacks=lambda fold: [cosine_decay_callback(epochs)])
+                       callbacks=lambda fold: [plateau_callback()])
     out.update({"status": record.status, "epochs": record.epochs, "images": record.images,
                 "seconds": round(time.time() - t0, 2), objective: record.objective(objective),
                 "best_epoch": record.metrics.get("best_epoch"), "test_accuracy": record.metrics.get("test_accuracy"),

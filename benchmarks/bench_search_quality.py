@@ -85,10 +85,14 @@ def run_automnist(strategy: str, ds: Any, budget: float, seed: int, ensemble: in
     if refit and refit.get("kept"):
         kept = refit["test_accuracy"]
         timeline.append((minutes, kept))
+    images = sorted({t.images for t in result.trials if t.status == "ok" and t.images})
     return {
         "trials": sum(1 for t in result.trials if t.status == "ok"),  # trained (proposals skipped as too costly apart)
+        "images": images,  # training images a trial saw (a subset on a large data set)
+        "final": refit or {},
         "skipped": sum(1 for t in result.trials if t.status == "infeasible" and t.stop_reason == "budget"),
-        "epochs": sum(1 for t in result.trials for h in t.history if h["metric"] == "loss"),
+        "epochs": sum(1 for t in result.trials for h in t.history if h["metric"] == "loss")
+        + int((refit or {}).get("epochs") or 0),  # the final model's epochs count too
         "best_val": result.best.metrics.get("val_accuracy") if result.best else None,
         "test": kept,
         "ensemble": (result.final.get("ensemble") or {}).get("test_accuracy"),
@@ -190,6 +194,11 @@ def main() -> None:
             r = rows[name]
             skipped = f" (+{r['skipped']} proposals skipped as too costly)" if r.get("skipped") else ""
             print(f"  {name}: {r['trials']} trials{skipped}, test {r['test']:.4f}, {r['minutes']:.1f} min", flush=True)
+            if r.get("images"):
+                f = r["final"]
+                print(f"    trials trained on {'/'.join(map(str, r['images']))} images; final model: "
+                      f"{f.get('epochs', 0)} epochs on {f.get('images')} images, test {f.get('test_accuracy')}, "
+                      f"{'kept' if f.get('kept') else 'not kept: ' + str(f.get('error'))}", flush=True)
     peer = rows.get("peer", {}).get("test")
     print(f"\n{'contestant':<18}{'trials':>7}{'epochs':>8}{'best val':>10}{'test acc':>10}{'ensemble':>10}"
           f"{'minutes':>9}{'to peer':>9}")

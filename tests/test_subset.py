@@ -1,16 +1,14 @@
 """``strategy: auto`` on a data set large for its budget: trials compared on a stratified
-subset of the training images, the chosen configuration then trained on all of them with
-a cosine-annealed learning rate (automnist.strategies.subset, automnist.final)."""
+subset of the training images, the chosen configuration then trained on all of them
+(automnist.strategies.subset, automnist.final)."""
 
 from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
 
 import automnist.strategies.subset as subset
-from automnist.callbacks import cosine_decay_callback, cosine_rate
 from automnist.data import load_dataset
 from automnist.runner import run_trial, split_indices, subset_indices
 from automnist.search import run_search
@@ -69,23 +67,6 @@ def test_a_trial_on_a_subset_keeps_the_validation_images(small_data):
     for record in (part, whole):  # scored on len(va) images: a whole number of them right
         right = record.metrics["val_accuracy"] * len(va)
         assert abs(right - round(right)) < 1e-3
-
-
-def test_cosine_decay_anneals_the_learning_rate_each_epoch(small_data):
-    assert cosine_rate(1e-3, 0, 5) == 1e-3
-    assert math.isclose(cosine_rate(1e-3, 4, 5), 0.05e-3)
-    assert math.isclose(cosine_rate(1e-3, 2, 5), 1e-3 * (0.05 + 0.95 * 0.5))
-    seen: list[float] = []
-
-    class Watch(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
-    x = small_data.x_train.reshape(len(small_data.x_train), -1)[:200]
-    model.fit(x, small_data.y_train[:200], epochs=4, verbose=0, callbacks=[cosine_decay_callback(4), Watch()])
-    np.testing.assert_allclose(seen, [cosine_rate(2e-3, e, 4) for e in range(4)], rtol=1e-5)
 
 
 def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir, monkeypatch):
