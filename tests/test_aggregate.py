@@ -156,8 +156,8 @@ def test_effect_points_levels_match_effects_rows() -> None:
 
 
 def test_float_noise_is_one_level() -> None:
-    """TPE's stepped float 0.1 * 3 = 0.30000000000000004 and a portfolio's 0.3 are one level
-    (they used to be two levels with one label, and the report's effect plot failed)."""
+    """TPE's stepped float 0.1 * 3 = 0.30000000000000004 and a portfolio's 0.3 are one
+    level (they used to be two levels with one label, and the report's effect plot failed)."""
     frame = trials_frame(dropout=[0.3, 0.1 * 3, 0.0, 0.4, 0.1 * 3, 0.0, 0.4, 0.4])
     points = ag.effect_points(frame, "param_dropout")
     assert list(points["level"].cat.categories) == ["0", "0.3", "0.4"]

@@ -93,7 +93,8 @@ def _study(spec: SearchSpec, seed: int | None = None, **where: Any) -> Any:
     startup = max(2, min(STARTUP_TRIALS, s.max_trials // 4))
     with warnings.catch_warnings():  # multivariate/group TPE are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=s.seed if seed is None else seed, n_startup_trials=startup, multivariate=True, group=True)
+        sampler = optuna.samplers.TPESampler(seed=s.seed if seed is None else seed, n_startup_trials=startup,
+                                             multivariate=True, group=True)
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=rung_schedule(s.epochs, s.factor)[0],
                                                     reduction_factor=s.factor, min_early_stopping_rate=0)
     direction = "maximize" if spec.objective.direction == "max" else "minimize"
