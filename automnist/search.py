@@ -82,7 +82,7 @@ def run_search(
         does not exist or was made from a different spec.
     """
     started = time.time()  # a time budget counts from here: loading data and the final model included
-    strategy = get_strategy(spec.search.strategy)
+    strategy = get_strategy(spec.search.strategy, distributed=role is not None)
     store = Store.at(results_dir)
     name = run_name or default_run_name(spec)
     try:

@@ -154,6 +154,16 @@ def test_effect_points_levels_match_effects_rows() -> None:
         ag.effect_points(trials_frame(), "units")
 
 
+
+def test_float_noise_is_one_level() -> None:
+    """TPE's stepped float 0.1 * 3 = 0.30000000000000004 and a portfolio's 0.3 are one
+    level (they used to be two levels with one label, and the report's effect plot failed)."""
+    frame = trials_frame(dropout=[0.3, 0.1 * 3, 0.0, 0.4, 0.1 * 3, 0.0, 0.4, 0.4])
+    points = ag.effect_points(frame, "param_dropout")
+    assert list(points["level"].cat.categories) == ["0", "0.3", "0.4"]
+    assert ag.effects(frame)[lambda t: t["param"] == "dropout"]["value"].tolist() == [0.0, 0.3, 0.4]
+
+
 def test_effects_by_run_keeps_shared_params_and_constant_runs() -> None:
     a = trials_frame("a")
     b = trials_frame("b").drop(columns=["param_opt"])

@@ -173,3 +173,159 @@ def test_sigterm_then_resume_with_two_workers_on_a_postgresql_store(tmp_path, pg
     ids = [t for ts in first.values() for t in ts] + [t for ts in second.values() for t in ts]
     assert len(ids) == len(set(ids))  # no trial trained twice
     assert sorted(set(ids) | set(kept)) == [str(i) for i in range(6)]  # (a trial stored as SIGTERM came is kept)
+
+
+# -- strategy: auto with --workers: one optuna study shared through a journal file
+
+
+def test_shared_auto_study_settles_what_a_dead_process_left_running(tmp_path):
+    """No processes: the parent's preparation of the shared study.  A trial left RUNNING whose
+    record is in the store is told from it; one not in the store is failed (it does not count)
+    and its configuration enqueued again; the portfolio is enqueued once."""
+    from optuna.trial import TrialState
+
+    from automnist.records import TrialRecord
+    from automnist.spec import load_spec
+    from automnist.strategies.auto_workers import (DROPPED, counted, open_study, prepare_study, trial_id,
+                                                   worker_seed)
+
+    spec = load_spec(DEMO).replace(strategy="auto", max_trials=6, epochs=2)
+    assert trial_id(7) == "0007" and worker_seed(spec, "tuner0") != worker_seed(spec, "tuner1")
+    with Store.at(tmp_path) as store:
+        store.create_run("r", spec_hash=spec.hash, strategy="auto")
+        study = prepare_study(spec, "r", tmp_path / "r", store, resume=False, deadline=None)
+        portfolio = [t.params for t in study.get_trials(states=(TrialState.WAITING,))]
+        assert portfolio and (tmp_path / "r" / "optuna.journal").is_file()
+        # two processes ask two trials; one commits its record and dies before telling the study
+        other = open_study(spec, "r", tmp_path / "r", seed=worker_seed(spec, "tuner1"))
+        first, second = other.ask(), other.ask()
+        first.suggest_float("dropout", 0.0, 0.5)
+        second.suggest_float("dropout", 0.0, 0.5)
+        assert (first.number, second.number) == (0, 1)
+        history = [{"fold": 0, "epoch": e, "metric": "val_accuracy", "value": v} for e, v in ((1, 0.5), (2, 0.75))]
+        store.add_trial("r", TrialRecord("0000", 0, dict(first.params), metrics={"val_accuracy": 0.75},
+                                         history=history, epochs=2, max_epochs=2))
+        resumed = prepare_study(spec, "r", tmp_path / "r", store, resume=True, deadline=123.0)
+    trials = resumed.get_trials()
+    assert trials[0].state == TrialState.COMPLETE and trials[0].value == 0.75
+    assert trials[0].intermediate_values == {1: 0.5, 2: 0.75}
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs[DROPPED] == "lost"
+    again = [t for t in trials if t.state == TrialState.WAITING and t.system_attrs.get("fixed_params")]
+    assert again[-1].system_attrs["fixed_params"] == second.params  # the lost configuration, asked again
+    assert len(again) == len(portfolio) - 2 + 1  # the portfolio was not enqueued twice
+    assert [t.number for t in counted(trials)] == [0]
+    assert resumed.user_attrs["automnist_deadline"] == 123.0
+
+
+def test_resuming_a_run_not_started_with_workers_is_a_clear_error(tmp_path):
+    from automnist.errors import StoreError
+    from automnist.records import TrialRecord
+    from automnist.spec import load_spec
+    from automnist.strategies.auto_workers import prepare_study
+
+    spec = load_spec(DEMO).replace(strategy="auto")
+    with Store.at(tmp_path) as store:
+        store.create_run("solo", spec_hash=spec.hash, strategy="auto")
+        store.add_trial("solo", TrialRecord("0000", 0, {"dropout": 0.1}, metrics={"val_accuracy": 0.5}))
+        with pytest.raises(StoreError, match="cannot resume run 'solo' with --workers: it was not started with"):
+            prepare_study(spec, "solo", tmp_path / "solo", store, resume=True, deadline=None)
+
+
+def _auto_trials(run_dir: Path) -> dict[int, object]:
+    from automnist.spec import load_spec
+    from automnist.strategies.auto_workers import open_study
+
+    study = open_study(load_spec(DEMO).replace(strategy="auto"), run_dir.name, run_dir)
+    return {t.number: t for t in study.get_trials(deepcopy=False)}
+
+
+#: strategy auto on 240 digits for two epochs (a rung at epoch 1 to prune at), 6 trials
+AUTO = ["--strategy", "auto", "--subset", "240", "--epochs", "2", "--max-trials", "6"]
+
+
+@pytest.mark.serial
+@pytest.mark.slow
+def test_auto_strategy_with_two_workers_shares_one_study(tmp_path):
+    proc = _automnist("search", DEMO, "--workers", "2", *AUTO, "--results", str(tmp_path), "--run-name", "a",
+                      "--quiet", "--no-report")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, (out, err)
+    assert "run a: 6 trials" in out and "6 trials from 2 worker processes" in out
+    with Store.at(tmp_path) as store:
+        trials = store.get_trials("a")
+        run = store.get_run("a")
+    assert run["status"] == "finished"
+    ids = [t.trial_id for t in trials]
+    assert sorted(ids) == [f"{i:04d}" for i in range(6)]  # the study's trial numbers, each stored once
+    trained = _trained_by(tmp_path / "a" / "logs")
+    assert set(trained) == {"tuner0", "tuner1"}, trained  # both processes trained trials
+    assert sorted(trained["tuner0"] + trained["tuner1"]) == sorted(ids)
+    study = _auto_trials(tmp_path / "a")
+    for t in trials:  # the study knows each trial as its worker told it
+        assert study[int(t.trial_id)].user_attrs["automnist_worker"] in trained
+        assert t.trial_id in trained[study[int(t.trial_id)].user_attrs["automnist_worker"]]
+    assert any(t.status == "ok" and t.fully_trained for t in trials)
+    assert (tmp_path / "a" / "best.keras").is_file()
+    final = run["config"]["final"]  # made once, by the chief, after the workers
+    assert final["refit"]["trial_id"] in ids and "refit of trial" in out
+
+
+@pytest.mark.serial
+@pytest.mark.slow
+def test_auto_with_workers_resumes_after_a_worker_is_killed(tmp_path):
+    """tuner1 is SIGKILLed while it trains a trial of the shared study: the run ends
+    interrupted; ``--resume`` fails the lost trial, asks its configuration again under a new
+    id, and does not train the stored trials again."""
+    from optuna.trial import TrialState
+
+    args = ["search", DEMO, "--workers", "2", *AUTO, "--results", str(tmp_path), "--run-name", "k", "--quiet",
+            "--no-report"]
+    proc = _automnist(*args)
+    run_dir = tmp_path / "k"
+    end = time.time() + 240
+    victim = None
+    while time.time() < end and proc.poll() is None and victim is None:
+        time.sleep(0.3)
+        if "tuner1" in _trained_by(run_dir / "logs") and (run_dir / "optuna.journal").is_file():
+            running = [t for t in _auto_trials(run_dir).values() if t.state == TrialState.RUNNING
+                       and t.user_attrs.get("automnist_worker") == "tuner1"]
+            victim = _pid_of("tuner1", run_dir) if running else None
+    assert victim is not None, proc.communicate()
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, (out, err)
+    assert "tuner1 ended with exit code -9" in err and "--run-name k --resume" in err
+    lost = [t for t in _auto_trials(run_dir).values() if t.state == TrialState.RUNNING]
+    assert len(lost) == 1
+    with Store.at(tmp_path) as store:
+        kept = {t.trial_id: t for t in store.get_trials("k")}
+        assert store.get_run("k")["status"] == "interrupted"
+    assert f"{lost[0].number:04d}" not in kept and len(kept) == 5
+
+    proc = _automnist(*args, "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, (out, err)
+    assert "run k: 6 trials" in out
+    with Store.at(tmp_path) as store:
+        trials = {t.trial_id: t for t in store.get_trials("k")}
+        assert store.get_run("k")["status"] == "finished"
+    assert len(trials) == 6 and set(kept) < set(trials)
+    for tid, old in kept.items():  # kept, not trained again
+        assert trials[tid].duration_s == old.duration_s
+    (new,) = set(trials) - set(kept)
+    study = _auto_trials(run_dir)
+    assert int(new) > lost[0].number and study[int(new)].params == lost[0].params  # the lost one, asked again
+    assert study[lost[0].number].state == TrialState.FAIL
+    assert (run_dir / "best.keras").is_file()
+
+
+def test_an_auto_worker_started_by_hand_needs_the_prepared_study(tmp_path, capsys, monkeypatch):
+    from automnist.cli import main
+
+    for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.setenv(var, "")  # so the chief's own values are undone after the test
+        monkeypatch.delenv(var)
+    assert main(["chief", DEMO, "--bind", f"127.0.0.1:{free_port()}", "--strategy", "auto", *TINY,
+                 "--run-name", "hand", "--results", str(tmp_path), "--quiet", "--no-report"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "share the study `automnist search --workers N` prepares" in err

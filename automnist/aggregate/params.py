@@ -108,9 +108,12 @@ def levels(values: pd.Series, max_levels: int = 10, bins: int = 4) -> tuple[pd.S
     Returns the level of every row and the levels in display order.  Numeric columns
     with more than ``max_levels`` distinct values are cut into ``bins`` quantile bins
     labelled ``[smallest, largest]`` value in the bin (3 significant digits);
-    everything else keeps its own values.
+    everything else keeps its own values.  Floats are compared at 12 significant digits, so a
+    sampler's ``0.30000000000000004`` and a given ``0.3`` are one level (one label).
     """
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if pd.api.types.is_float_dtype(values):
+        values = values.map(lambda v: v if not np.isfinite(v) else float(f"{v:.12g}"))
     if numeric and values.nunique(dropna=True) > max_levels:
         numbers = values.astype(float)
         codes = pd.qcut(numbers, q=bins, labels=False, duplicates="drop")

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_live_outputs(p)
     p.add_argument("--workers", type=int, metavar="N",
                    help="run N worker processes with Keras Tuner's chief/worker mode (random, bayesian, hyperband, "
-                        "grid), each with its share of the cores")
+                        "grid) or sharing one optuna study (auto), each with its share of the cores")
     p.add_argument("--dask", metavar="ADDRESS",
                    help="run scikit-learn strategies' candidates on a Dask cluster (scheduler address, or 'local')")
     _add_results(p)

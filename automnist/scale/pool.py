@@ -7,6 +7,10 @@ SIGTERM (the run is then ``interrupted``, its finished trials kept).
 A worker that dies loses only the trial it was training: the others go on until the
 oracle has handed out every trial, then the chief is stopped and the run is
 ``interrupted``; ``--resume`` hands the lost trial out again.
+
+With ``strategy: auto`` the chief serves no oracle: the parent prepares an optuna study the
+workers share (:func:`automnist.strategies.auto_workers.prepare_study`), the workers ask it
+for trials, and the chief waits for them, then makes the final model.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from automnist.store import Store
 
 __all__ = ["PoolOutcome", "free_port", "worker_threads", "run_pool", "search_with_workers", "DISTRIBUTED_STRATEGIES"]
 
-#: Strategies whose trials Keras Tuner's chief hands out to workers.
-DISTRIBUTED_STRATEGIES = ("random", "bayesian", "hyperband", "grid")
+#: Strategies whose trials Keras Tuner's chief hands out to workers, and ``auto``, whose workers
+#: share one optuna study (:mod:`automnist.strategies.auto_workers`).
+DISTRIBUTED_STRATEGIES = ("random", "bayesian", "hyperband", "grid", "auto")
 
 #: Seconds a child gets to end after SIGTERM before it is killed.
 STOP_GRACE = 30.0
@@ -75,7 +80,7 @@ def search_with_workers(spec: SearchSpec, spec_path: str, n_workers: int, shared
     Raises
     ------
     SpecError
-        If ``n_workers`` < 1, the strategy is not a Keras Tuner one, nothing is searched, or
+        If ``n_workers`` < 1, the strategy is not a Keras Tuner one or auto, nothing is searched, or
         the chief rejects the spec or options.
     StoreError
         If the chief cannot start or resume the run (its one-line message).
@@ -90,11 +95,15 @@ def search_with_workers(spec: SearchSpec, spec_path: str, n_workers: int, shared
     run = run or default_run_name(spec)
     directory = run_dir(results_dir, run)
     budget = spec.search.time_budget
+    deadline = None if budget is None else time.time() + float(budget)
     with Store.at(results_dir) as store:
+        if spec.search.strategy == "auto" and (store.get_run(run) is not None) == resume:  # else the chief says why
+            from automnist.strategies.auto_workers import prepare_study
+
+            prepare_study(spec, run, directory, store, resume=resume, deadline=deadline)
         outcome = run_pool(spec_path, n_workers, run, shared_args, store=store, logs=directory / "logs",
                            objective=spec.objective.name, direction=spec.objective.direction,
-                           total=spec.search.max_trials, progress=progress, resume=resume,
-                           deadline=None if budget is None else time.time() + float(budget))
+                           total=spec.search.max_trials, progress=progress, resume=resume, deadline=deadline)
         found = store.get_run(run)
         trials = store.get_trials(run) if found is not None else []
     if outcome.failed and not trials:  # nothing ran: the first error a process gave is the reason

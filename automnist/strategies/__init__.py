@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["get_strategy", "STRATEGY_MODULES"]
+__all__ = ["get_strategy", "STRATEGY_MODULES", "DISTRIBUTED_MODULES"]
 
 STRATEGY_MODULES = {
     "auto": "auto",
@@ -24,11 +24,14 @@ STRATEGY_MODULES = {
     "sweep": "sweep",
 }
 
+#: Strategies run by another module in a process of ``--workers N`` (a chief or a worker).
+DISTRIBUTED_MODULES = {"auto": "auto_workers"}
 
-def get_strategy(name: str) -> ModuleType:
-    """The module implementing strategy ``name``."""
+
+def get_strategy(name: str, *, distributed: bool = False) -> ModuleType:
+    """The module implementing strategy ``name`` (in a chief or worker process when ``distributed``)."""
     try:
-        module = STRATEGY_MODULES[name]
+        module = (DISTRIBUTED_MODULES if distributed and name in DISTRIBUTED_MODULES else STRATEGY_MODULES)[name]
     except KeyError:
         raise ValueError(f"strategy: unknown strategy {name!r}; known: {', '.join(STRATEGY_MODULES)}") from None
     return importlib.import_module(f"automnist.strategies.{module}")

@@ -89,7 +89,9 @@ def rung_schedule(top: int, factor: int) -> tuple[int, ...]:
     return (*rungs, top)
 
 
-def _study(spec: SearchSpec) -> Any:
+def _study(spec: SearchSpec, seed: int | None = None, **where: Any) -> Any:
+    """The study with ``strategy: auto``'s sampler and pruner (``seed`` overrides the
+    sampler's; ``where``: ``study_name``, ``storage``, ``load_if_exists`` of a shared study)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -97,11 +99,12 @@ def _study(spec: SearchSpec) -> Any:
     startup = max(2, min(STARTUP_TRIALS, s.max_trials // 4))
     with warnings.catch_warnings():  # multivariate/group TPE are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=startup, multivariate=True, group=True)
+        sampler = optuna.samplers.TPESampler(seed=s.seed if seed is None else seed, n_startup_trials=startup,
+                                             multivariate=True, group=True)
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=rung_schedule(s.epochs, s.factor)[0],
                                                     reduction_factor=s.factor, min_early_stopping_rate=0)
     direction = "maximize" if spec.objective.direction == "max" else "minimize"
-    return optuna.create_study(sampler=sampler, pruner=pruner, direction=direction)
+    return optuna.create_study(sampler=sampler, pruner=pruner, direction=direction, **where)
 
 
 def _tell(study: Any, trial: Any, record: TrialRecord, objective: str, *, replay: bool) -> None:
@@ -155,9 +158,13 @@ def _too_costly(ctx: SearchContext, plan: BudgetPlan, trial_id: str, values: dic
     return None
 
 
-def run(ctx: SearchContext) -> None:
+def run(ctx: SearchContext, shared: Any = None) -> None:
     """Propose, train and prune trials until the budget (less the final model's reserve)
-    or ``max_trials`` is spent."""
+    or ``max_trials`` is spent.
+
+    ``shared``: one worker's part in a study several processes share
+    (:class:`automnist.strategies.auto_workers.SharedTrials`): its ``numbers()`` asks the shared
+    study for each trial (``pending``) and ends when the whole study has its trials."""
     spec = ctx.spec
     s = spec.search
     objective = spec.objective.name
@@ -170,8 +177,8 @@ def run(ctx: SearchContext) -> None:
     plan = BudgetPlan(ctx.deadline, fit_images=images or n_fit, refit_images=n_fit if on_all else n_train,
                       reserve_final=spec.refits, budget=s.time_budget, final_share=FINAL_SHARE if on_all else None)
     ctx.plan = plan
-    study = _study(spec)
-    for point in starting_points(spec):  # a portfolio of known-good configurations first
+    study = _study(spec) if shared is None else shared.study
+    for point in starting_points(spec) if shared is None else ():  # a portfolio of known-good configurations first
         study.enqueue_trial(point, skip_if_exists=True)
 
     def planned_refit() -> tuple[str | None, int]:
@@ -182,7 +189,7 @@ def run(ctx: SearchContext) -> None:
         return best.trial_id, min(refit_epochs(best, objective, spec.objective.direction), max(1, best.epochs))
 
     skipped = 0  # proposals in a row too costly for the budget left
-    for number in range(s.max_trials):
+    for number in range(s.max_trials) if shared is None else shared.numbers():
         trial_id = f"{number:04d}"
         done = ctx.finished(trial_id)
         if done is None and not ctx.time_left():
@@ -190,7 +197,7 @@ def run(ctx: SearchContext) -> None:
         cheapest = plan.trial_seconds(None, rungs[0], cheapest=True)
         if done is None and cheapest is not None and not plan.fits(cheapest, *planned_refit()):
             break  # not even the cheapest configuration's first rung fits before the reserve
-        trial = study.ask()
+        trial = study.ask() if shared is None else shared.pending
         values = suggest(trial, spec)
         started = time.time()
         training = {"seconds": 0.0}
