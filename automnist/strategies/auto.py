@@ -172,8 +172,9 @@ def run(ctx: SearchContext, shared: Any = None) -> None:
     n_train = len(ctx.data.y_train)
     held_out = 1.0 / s.cv if s.cv else spec.data.validation_split
     n_fit = round(n_train * (1.0 - held_out))
-    # a subset of a large data set (None: all), and whether the final model trains on all of it
-    images, on_all = search_images(ctx, n_fit, ctx.finished_trials())
+    # a subset of a large data set (None: all), and whether the final model trains on all of it;
+    # not with --workers (each worker would measure and size its own; the chief makes the final model)
+    images, on_all = search_images(ctx, n_fit, ctx.finished_trials()) if shared is None else (None, False)
     plan = BudgetPlan(ctx.deadline, fit_images=images or n_fit, refit_images=n_fit if on_all else n_train,
                       reserve_final=spec.refits, budget=s.time_budget, final_share=FINAL_SHARE if on_all else None)
     ctx.plan = plan
