@@ -138,7 +138,8 @@ def _refit(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
 def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     """The search ran on a subset of the training images (:mod:`automnist.strategies.subset`):
     train the best configuration on every image of the training split, for as many epochs as
-    the rest of the budget allows (at most :data:`LONG_EPOCHS` times ``search.epochs``), its
+    the rest of the budget allows (at most :data:`LONG_EPOCHS` times ``search.epochs``; the
+    deadline ends it, the prediction from the subset's epochs only decides whether one fits), its
     learning rate reduced when the validation loss stalls, keeping the weights of its best
     epoch on the validation images.  It is kept when it scores better than the search's best on those
     same validation images (the test set is only scored)."""
@@ -146,9 +147,9 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     objective = spec.objective.name
     planned = LONG_EPOCHS * spec.search.epochs
     left = math.inf if ctx.deadline is None else ctx.deadline - time.time()
-    epochs = planned if plan is None else plan.refit_epochs_within(best.trial_id, left, planned)
+    fits = planned if plan is None else plan.refit_epochs_within(best.trial_id, left, planned)
     out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned, "on": "all training images"}
-    if epochs < 1:
+    if fits < 1:
         return {**out, "status": "skipped", "epochs": 0, "kept": False,
                 "error": "no epoch on every training image fits in the budget left; the search's best model is kept"}
     monitor = objective if objective.startswith("val_") else "val_loss"
@@ -165,10 +166,13 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
             save_best_model(model, ctx.dataset, ctx.run_dir, f"{best.trial_id}-all")
 
     t0 = time.time()
-    record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-all", model=spec.model, epochs=epochs,
+    # the epochs that fit are only predicted (from the subset's epochs): it trains toward ``planned`` and the
+    # deadline ends it, after the epoch that leaves no room for another and for scoring and saving the model
+    deadline = None if ctx.deadline is None else ctx.deadline - (plan.overhead() if plan is not None else 0.0)
+    record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-all", model=spec.model, epochs=planned,
                        validation_split=spec.data.validation_split, seed=best.seed, split_seed=spec.search.seed,
-                       deadline=ctx.deadline, on_model=save,
-                       early_stopping=EarlyStoppingSpec(patience=epochs, monitor=monitor),  # keeps the best epoch
+                       deadline=deadline, on_model=save,
+                       early_stopping=EarlyStoppingSpec(patience=planned, monitor=monitor),  # keeps the best epoch
                        callbacks=lambda fold: [plateau_callback()])
     out.update({"status": record.status, "epochs": record.epochs, "images": record.images,
                 "seconds": round(time.time() - t0, 2), objective: record.objective(objective),
