@@ -71,7 +71,7 @@ def polish_runs(tmp_path_factory: pytest.TempPathFactory) -> PolishRuns:
     results, tb = root / "results", root / "tb"
     spec = root / "tiny.yaml"
     spec.write_text(TINY_SPEC, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "ABSL_"))}  # as a user's shell
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "ABSL_", "KERASTUNER_"))}  # as a user's shell
     proc = subprocess.run(
         [sys.executable, "-m", "automnist", "search", str(spec), "--run-name", "first", "--results", str(results),
          "--tensorboard", str(tb), "--quiet"],

@@ -42,7 +42,8 @@ def _trained_by(logs: Path) -> dict[str, list[str]]:
 
 def test_roles_come_from_keras_tuner_variables(monkeypatch):
     for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # recorded, so what enter_role sets is undone after the test
+        monkeypatch.delenv(var)
     assert current_role() is None
     role = enter_role(WORKER, "127.0.0.1:7001", "tuner3")
     assert (role.kind, role.tuner_id, role.address) == (WORKER, "tuner3", "127.0.0.1:7001")
