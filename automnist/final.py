@@ -147,9 +147,8 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     objective = spec.objective.name
     planned = LONG_EPOCHS * spec.search.epochs
     left = math.inf if ctx.deadline is None else ctx.deadline - time.time()
-    fits = planned if plan is None else plan.refit_epochs_within(best.trial_id, left, planned)
     out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned, "on": "all training images"}
-    if fits < 1:
+    if plan is not None and plan.refit_epochs_within(best.trial_id, left, 1) < 1:
         return {**out, "status": "skipped", "epochs": 0, "kept": False,
                 "error": "no epoch on every training image fits in the budget left; the search's best model is kept"}
     monitor = objective if objective.startswith("val_") else "val_loss"

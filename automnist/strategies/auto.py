@@ -58,7 +58,7 @@ from automnist.spec import SearchSpec
 if TYPE_CHECKING:
     from automnist.context import SearchContext
 
-__all__ = ["run", "planned_trials", "rung_schedule"]
+__all__ = ["run", "planned_trials", "rung_schedule", "trial_id_of"]
 
 #: Random proposals before TPE models the space (at most a quarter of max_trials).
 STARTUP_TRIALS = 6
@@ -75,6 +75,11 @@ COSTLY = 2.0
 def planned_trials(spec: SearchSpec) -> int | None:
     """None with a time budget (the budget decides), else ``max_trials``."""
     return None if spec.search.time_budget is not None else spec.search.max_trials
+
+
+def trial_id_of(number: int) -> str:
+    """A trial's id in the store: its number in the search (in a shared study, the study's), ``0007``."""
+    return f"{number:04d}"
 
 
 def rung_schedule(top: int, factor: int) -> tuple[int, ...]:
@@ -191,7 +196,7 @@ def run(ctx: SearchContext, shared: Any = None) -> None:
 
     skipped = 0  # proposals in a row too costly for the budget left
     for number in range(s.max_trials) if shared is None else shared.numbers():
-        trial_id = f"{number:04d}"
+        trial_id = trial_id_of(number)
         done = ctx.finished(trial_id)
         if done is None and not ctx.time_left():
             break

@@ -62,9 +62,8 @@ WORKER_ATTR = "automnist_worker"
 planned_trials = auto.planned_trials
 
 
-def trial_id(number: int) -> str:
-    """A trial's id in the store: its number in the study, ``0007``."""
-    return f"{number:04d}"
+#: A trial's id in the store: its number in the study, ``0007`` (as in one process).
+trial_id = auto.trial_id_of
 
 
 def journal_path(directory: str | Path) -> Path:
