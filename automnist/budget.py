@@ -47,6 +47,9 @@ class BudgetPlan:
         Keep this share of the budget for the final model instead of the time its refit is
         predicted to take (``strategy: auto`` searching on a subset of a large data set: the
         final model trains on every training image for as long as that share allows).
+    ended : str, optional
+        Why the search ended before its planned end (set by the strategy; the final model's
+        note repeats it).
     """
 
     deadline: float | None
@@ -55,6 +58,7 @@ class BudgetPlan:
     reserve_final: bool = True
     budget: float | None = None  # seconds in all (caps the reserve at MAX_RESERVE of it)
     final_share: float | None = None  # a fixed share of the budget kept for the final model
+    ended: str | None = None  # why the search ended early, if it did
     _costs: dict[str, list[float]] = field(default_factory=dict)  # trial id -> seconds per image-epoch
     _first: dict[str, float] = field(default_factory=dict)  # trial id -> its first epoch (graph tracing included)
     _overheads: list[float] = field(default_factory=list)  # seconds of a trial outside its epochs

@@ -141,19 +141,30 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     the rest of the budget allows (at most :data:`LONG_EPOCHS` times ``search.epochs``; the
     deadline ends it, the prediction from the subset's epochs only decides whether one fits), its
     learning rate reduced when the validation loss stalls, keeping the weights of its best
-    epoch on the validation images.  It is kept when it scores better than the search's best on those
-    same validation images (the test set is only scored)."""
+    epoch on the validation images.  The configuration is the best's, or a cheaper one within one
+    standard error of it (:func:`automnist.strategies.subset.final_choice`).  It is kept when it
+    scores better than the search's best on those same validation images (the test set is only
+    scored)."""
+    from automnist.strategies.subset import final_choice
+
     spec, plan = ctx.spec, ctx.plan
     objective = spec.objective.name
     planned = LONG_EPOCHS * spec.search.epochs
     left = math.inf if ctx.deadline is None else ctx.deadline - time.time()
+    searched = best.objective(objective)
     out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned, "on": "all training images"}
+    if plan is not None:
+        if plan.ended:
+            out["search_ended"] = plan.ended
+        n_val = round(len(ctx.data.y_train) * spec.data.validation_split)
+        best, why = final_choice(best, ctx.trials, objective, n_val, lambda tid: plan.epoch_seconds(tid))
+        if why:
+            out.update(trial_id=best.trial_id, chosen=why)
     if plan is not None and plan.refit_epochs_within(best.trial_id, left, 1) < 1:
         return {**out, "status": "skipped", "epochs": 0, "kept": False,
                 "error": "no epoch on every training image fits in the budget left; the search's best model is kept"}
     monitor = objective if objective.startswith("val_") else "val_loss"
     sign = 1.0 if objective_direction(objective, spec.objective.direction) == "max" else -1.0
-    searched = best.objective(objective)
 
     def keep(record: TrialRecord) -> bool:
         value = record.objective(objective)

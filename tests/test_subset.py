@@ -10,6 +10,7 @@ import numpy as np
 
 import automnist.strategies.subset as subset
 from automnist.data import load_dataset
+from automnist.records import TrialRecord
 from automnist.runner import run_trial, split_indices, subset_indices
 from automnist.search import run_search
 from automnist.spec import DEFAULTS, parse_spec
@@ -40,6 +41,46 @@ def test_the_final_model_is_planned_on_all_images_only_when_a_few_epochs_fit():
     # 54,000 images at 0.35 ms: 18.9 s an epoch; 3 epochs of a configuration twice as costly: 113.4 s
     assert subset.final_fits(54_000, 1_800.0, 0.00035)  # 0.45 * 1800 = 810 s
     assert not subset.final_fits(54_000, 240.0, 0.00035)  # 0.45 * 240 = 108 s
+
+
+def _trial(number: int, score: float, *, epochs: int = 3, status: str = "ok") -> TrialRecord:
+    return TrialRecord(f"{number:04d}", number, {}, status=status, metrics={"val_accuracy": score, "val_loss": 1 - score},
+                       epochs=epochs, max_epochs=3, stop_reason=None if epochs == 3 else "pruned")
+
+
+def test_the_search_has_stalled_after_enough_trials_without_a_new_best(monkeypatch):
+    monkeypatch.setattr(subset, "STALL_TRIALS", 3)
+    trials = [_trial(0, 0.80), _trial(1, 0.85), _trial(2, 0.84), _trial(3, 0.70, epochs=1)]
+    assert subset.stalled(trials, "val_accuracy", "max") is None  # two trials since 0001
+    trials.append(_trial(4, 0.9, status="infeasible"))  # not trained: does not count
+    assert subset.stalled(trials, "val_accuracy", "max") is None
+    trials.append(_trial(5, 0.849))
+    assert subset.stalled(trials, "val_accuracy", "max") == 3
+    trials.append(_trial(6, 0.86))  # a new best starts the count again
+    assert subset.stalled(trials, "val_accuracy", "max") is None
+    # a pruned trial's higher score does not replace a fully trained best (the search's own rule)
+    trials += [_trial(7, 0.95, epochs=1), _trial(8, 0.5), _trial(9, 0.5)]
+    assert subset.stalled(trials, "val_accuracy", "max") == 3
+    # by loss, 0003 (loss 0.30) is not better than 0006 (0.14) either
+    assert subset.stalled(trials, "val_loss", "min") == 3
+
+
+def test_the_final_configuration_is_the_cheapest_within_one_standard_error_of_the_best():
+    best = _trial(0, 0.90)
+    # on 6,000 validation images one standard error of 0.90 is sqrt(0.9 * 0.1 / 6000) = 0.00387
+    cheaper_tied, cheapest_worse, cheapest_pruned = _trial(1, 0.897), _trial(2, 0.893), _trial(3, 0.91, epochs=1)
+    trials = [best, cheaper_tied, cheapest_worse, cheapest_pruned]
+    cost = {"0000": 2.0, "0001": 1.0, "0002": 0.5, "0003": 0.1}
+    chosen, why = subset.final_choice(best, trials, "val_accuracy", 6000, cost.get)
+    assert chosen is cheaper_tied
+    assert "within one standard error (0.0039) of the best's 0.9000 (trial 0000)" in why and "2.0x cheaper" in why
+    # on 60,000 validation images the error is 0.0012: nothing is tied with the best
+    assert subset.final_choice(best, trials, "val_accuracy", 60_000, cost.get) == (best, None)
+    # the best is already the cheapest of those tied
+    assert subset.final_choice(best, trials, "val_accuracy", 6000, {**cost, "0000": 0.9}.get) == (best, None)
+    # no rule for a loss (no binomial error), nor without measured costs
+    assert subset.final_choice(best, trials, "val_loss", 6000, cost.get) == (best, None)
+    assert subset.final_choice(best, trials, "val_accuracy", 6000, lambda tid: None) == (best, None)
 
 
 def test_subset_indices_are_stratified_seeded_and_inside_the_training_split(digits_arrays):
@@ -74,8 +115,9 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     monkeypatch.setattr(subset, "SUBSET_MIN", 300)
     monkeypatch.setattr(subset, "TRIAL_EQUIVALENTS", 400)
     monkeypatch.setattr(subset, "TYPICAL", 0.1)
+    monkeypatch.setattr(subset, "STALL_TRIALS", 2)  # so that it stalls inside a short search
     spec = parse_spec({"name": "sub", "data": {"dataset": "digits"}, "params": SPACE,
-                       "search": {"epochs": 3, "time_budget": 45, "seed": 0, "max_trials": 6}})
+                       "search": {"epochs": 3, "time_budget": 45, "seed": 0, "max_trials": 8}})
     result = run_search(spec, results_dir=results_dir, run_name="s", progress=False)
     trained = [t for t in result.trials if t.status == "ok"]
     (tr, _), = split_indices(load_dataset("digits").y_train, cv=None, validation_split=0.2, seed=0)
@@ -83,6 +125,14 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     images = {t.images for t in trained}
     assert len(trained) >= 2 and len(images) == 1 and 300 <= min(images) < n_fit
     final = result.final["refit"]
+    # the search ended when, and only when, 2 trained trials in a row had not changed its best
+    assert [k for k in range(1, len(trained)) if subset.stalled(trained[:k], "val_accuracy", "max")] == []
+    assert subset.stalled(trained, "val_accuracy", "max") == 2
+    assert final["search_ended"] == "the search stalled: 2 trials in a row found no better configuration"
+    assert len(result.trials) < 8
+    # the configuration trained on every image: the search's best, or one as good and cheaper
+    assert final["trial_id"] == result.final["search_best"]["trial_id"] or "within one standard error" in \
+        final["chosen"]
     assert final["on"] == "all training images" and final["status"] == "ok"
     assert final["images"] == n_fit and final["epochs"] >= 1
     # kept only when better than the search's best on the same validation images

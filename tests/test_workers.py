@@ -315,7 +315,10 @@ def test_auto_with_workers_resumes_after_a_worker_is_killed(tmp_path):
         assert trials[tid].duration_s == old.duration_s
     (new,) = set(trials) - set(kept)
     study = _auto_trials(run_dir)
-    assert int(new) > lost[0].number and study[int(new)].params == lost[0].params  # the lost one, asked again
+    # the lost one, asked again: what it had drawn is kept (a kill can land while it was still
+    # drawing its parameters; the rest are then drawn anew)
+    assert int(new) > lost[0].number and lost[0].params.items() <= study[int(new)].params.items()
+    assert {"learning_rate", "batch_size"} <= set(study[int(new)].params)
     assert study[lost[0].number].state == TrialState.FAIL
     assert (run_dir / "best.keras").is_file()
 

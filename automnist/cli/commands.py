@@ -72,10 +72,14 @@ def _print_final(final: dict) -> None:
     """The models kept after the search (refit, ensemble), when there are any."""
     refit, ensemble = final.get("refit"), final.get("ensemble")
     if refit:
-        what = "kept" if refit.get("kept") else "not kept (cut by the budget; the search's best is kept)"
+        what = "kept" if refit.get("kept") else f"not kept ({refit.get('error') or 'cut by the budget'})"
         test = refit.get("test_accuracy")
-        print(f"refit of trial {refit['trial_id']} on {refit['images']} images for {refit['epochs']} epochs: "
+        if refit.get("search_ended"):
+            print(refit["search_ended"])
+        print(f"refit of trial {refit['trial_id']} on {refit.get('images')} images for {refit['epochs']} epochs: "
               f"test accuracy {'-' if test is None else f'{test:.4f}'}, {what}")
+        if refit.get("chosen"):
+            print(f"  chosen: {refit['chosen']}")
     if ensemble and ensemble.get("test_accuracy") is not None:
         print(f"ensemble of trials {', '.join(ensemble['members'])}: test accuracy {ensemble['test_accuracy']:.4f}")
 

@@ -102,7 +102,8 @@ def final_section(final: dict[str, Any], sid: str, level: int) -> Section:
         label = f"trained on {refit['on']}" if refit.get("on") else "refit on training + validation"
         rows.append((label, str(refit.get("trial_id")), refit.get("epochs"),
                      refit.get("images"), refit.get("test_accuracy"),
-                     "kept" if refit.get("kept") else str(refit.get("error") or "not kept")))
+                     "; ".join(str(n) for n in ("kept" if refit.get("kept") else refit.get("error") or "not kept",
+                                                 refit.get("chosen"), refit.get("search_ended")) if n)))
     ensemble = final.get("ensemble")
     if isinstance(ensemble, dict):
         rows.append((f"ensemble of {len(ensemble.get('members') or [])}", ", ".join(ensemble.get("members") or []),

@@ -26,7 +26,8 @@
   dozen epochs over the whole training set, trials train on a fixed stratified subset sized
   from a few seconds' measurement, and a fixed share of the budget then trains the best
   configuration on every training image (its learning rate reduced on plateaus, its best
-  validation epoch kept).
+  validation epoch kept).  The search ends early when it stalls, leaving the final model
+  more time, and the final configuration is the cheapest within one standard error of the best.
 * **Fully trained candidates**: the first trial is never pruned (nothing to compare it
   with), the best trial is chosen among fully trained trials first
   (:func:`automnist.records.rank_key`), and the kept model is the refit or, when the
@@ -52,7 +53,7 @@ from automnist.final import refit_epochs
 from automnist.records import TrialRecord, best_trial
 from automnist.space import suggest
 from automnist.strategies.portfolio import starting_points
-from automnist.strategies.subset import FINAL_SHARE, search_images
+from automnist.strategies.subset import FINAL_SHARE, search_images, stalled
 from automnist.spec import SearchSpec
 
 if TYPE_CHECKING:
@@ -245,3 +246,6 @@ def run(ctx: SearchContext, shared: Any = None) -> None:
         if done is None:
             plan.trial_done(time.time() - started, training["seconds"])
         _tell(study, trial, record, objective, replay=done is not None)
+        if on_all and (since := stalled(ctx.trials, objective, spec.objective.direction)) is not None:
+            plan.ended = f"the search stalled: {since} trials in a row found no better configuration"
+            break  # on a subset: the time left trains the final model on every image

@@ -19,18 +19,29 @@ first starting configuration trains :data:`CALIBRATION_EPOCHS` epochs on
 image and epoch.  A data set small enough for the budget (the subset would hold most of
 it), a search without a time budget or final model, and k-fold CV search on every image,
 as before.  A resumed search keeps the subset size its stored trials were trained on.
+
+Two rules give the final model, whose epochs on every image are what a large data set's
+accuracy needs most, more of the budget than its fixed share:
+
+* the search ends when it has stalled (:func:`stalled`): :data:`STALL_TRIALS` trained trials
+  in a row found no new best, and the final model starts with the time left;
+* the configuration trained on every image is the cheapest per epoch of those whose
+  validation accuracy is within one standard error of the best's (:func:`final_choice`,
+  the one-standard-error rule of Breiman et al. 1984, Hastie et al. ESL 7.10): on the subset they
+  cannot be told apart, and on every image the cheaper one trains more epochs in the same time.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from automnist.builders import resolve_learning_rate
 from automnist.callbacks import pruning_callback
-from automnist.records import TrialRecord
+from automnist.records import TrialRecord, best_trial
 from automnist.runner import TrialData, run_trial, subset_indices
 from automnist.space import decode
 from automnist.strategies.portfolio import starting_points
@@ -38,7 +49,8 @@ from automnist.strategies.portfolio import starting_points
 if TYPE_CHECKING:
     from automnist.context import SearchContext
 
-__all__ = ["search_images", "subset_size", "final_fits", "calibrate", "SUBSET_MIN", "FINAL_SHARE", "TRIAL_EQUIVALENTS"]
+__all__ = ["search_images", "subset_size", "final_fits", "calibrate", "stalled", "final_choice", "SUBSET_MIN",
+           "FINAL_SHARE", "TRIAL_EQUIVALENTS", "STALL_TRIALS"]
 
 #: Never search on fewer training images than this (smaller sets rank CNNs poorly), and
 #: consider a subset only when the training split has at least twice as many.
@@ -58,6 +70,9 @@ TYPICAL = 2.0
 #: The measurement behind the plan: this many images, this many epochs (the last one timed).
 CALIBRATION_IMAGES = 2048
 CALIBRATION_EPOCHS = 2
+#: The search on a subset ends once this many trained trials in a row (pruned ones included)
+#: have not changed its best trial: the time left goes to the final model.
+STALL_TRIALS = 10
 
 
 def subset_size(n_fit: int, seconds: float, per_image: float, epochs: int) -> int | None:
@@ -116,3 +131,49 @@ def search_images(ctx: SearchContext, n_fit: int, stored: list[TrialRecord]) -> 
     final = final_fits(n_fit, left, per_image)
     size = subset_size(n_fit, (1.0 - FINAL_SHARE) * left if final else left, per_image, s.epochs)
     return size, final and size is not None
+
+
+def stalled(trials: Sequence[TrialRecord], objective: str, direction: str | None) -> int | None:
+    """How many trained trials in a row have not changed the best (by the search's own rule,
+    :func:`automnist.records.best_trial`), when that is :data:`STALL_TRIALS` or more; else None."""
+    trained = sorted((t for t in trials if t.status == "ok"), key=lambda t: t.number)
+    best_id, since = None, 0
+    for k in range(len(trained)):
+        best = best_trial(trained[: k + 1], objective, direction or "max")
+        if best is not None and best.trial_id != best_id:
+            best_id, since = best.trial_id, 0
+        else:
+            since += 1
+    return since if since >= STALL_TRIALS else None
+
+
+def final_choice(best: TrialRecord, trials: Sequence[TrialRecord], objective: str, validation_images: int,
+                 epoch_seconds: Callable[[str], float | None]) -> tuple[TrialRecord, str | None]:
+    """The configuration to train on every image, and why it is not ``best`` (None when it is).
+
+    With an accuracy objective, the fully trained trials whose score is within one standard
+    error of ``best``'s (a binomial proportion on ``validation_images`` images) cannot be told
+    apart on the subset; of them, the one whose epoch costs least (``epoch_seconds``) trains
+    the most epochs on every image in the time left.
+    """
+    p = best.objective(objective)
+    if not objective.endswith("accuracy") or p is None or not 0.0 < p < 1.0 or validation_images <= 0:
+        return best, None
+    error = math.sqrt(p * (1.0 - p) / validation_images)
+    cost_best = epoch_seconds(best.trial_id)
+    if cost_best is None:
+        return best, None
+    tied = []
+    for t in trials:
+        value, cost = t.objective(objective), epoch_seconds(t.trial_id)
+        if (t.status == "ok" and t.fully_trained and value is not None and math.isfinite(value)
+                and value >= p - error and cost is not None):
+            tied.append((cost, -value, t))
+    if not tied:
+        return best, None
+    cost, _, chosen = min(tied, key=lambda c: (c[0], c[1]))
+    if chosen.trial_id == best.trial_id or cost >= cost_best:
+        return best, None
+    return chosen, (f"trial {chosen.trial_id}: {objective} {chosen.objective(objective):.4f}, within one standard "
+                    f"error ({error:.4f}) of the best's {p:.4f} (trial {best.trial_id}), and "
+                    f"{cost_best / cost:.1f}x cheaper per epoch")
