@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -114,25 +114,35 @@ def _refit(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     if epochs < min(planned, best.epochs):  # no time left to train as long as the search's best did
         return {**out, "status": "skipped", "epochs": 0, "kept": False,
                 "error": f"only {epochs} of {planned} epochs fit in the budget left; the search's best model is kept"}
-    t0 = time.time()
 
     def keep(record: TrialRecord) -> bool:
         # cut short by the budget, the refit is kept only if it still trained as long as the search's best
         return record.status == "ok" and (record.stop_reason != "budget" or record.epochs >= best.epochs)
 
-    def save(model: Any, record: TrialRecord) -> None:
-        if keep(record):
-            save_best_model(model, ctx.dataset, ctx.run_dir, f"{best.trial_id}-refit")
-
-    record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-refit", model=ctx.spec.model,
-                       epochs=epochs, validation_split=ctx.spec.data.validation_split, holdout=False,
-                       seed=best.seed, split_seed=ctx.spec.search.seed, deadline=ctx.deadline, on_model=save)
-    out.update({"status": record.status, "epochs": record.epochs, "images": record.images,
-                "seconds": round(time.time() - t0, 2), "test_accuracy": record.metrics.get("test_accuracy"),
-                "test_loss": record.metrics.get("test_loss"), "kept": keep(record)})
+    record = _train_final(ctx, best, "refit", keep, out, epochs=epochs, holdout=False, deadline=ctx.deadline)
     if record.error:
         out["error"] = record.error + ("; the search's best model is kept instead" if not out["kept"] else "")
     return out
+
+
+def _train_final(ctx: SearchContext, best: TrialRecord, suffix: str, keep: Callable[[TrialRecord], bool],
+                 out: dict[str, Any], **how: Any) -> TrialRecord:
+    """Train ``best``'s configuration as the final model (trial id ``<best>-<suffix>``; ``how``:
+    :func:`automnist.runner.run_trial`'s arguments), save it as the kept model when ``keep``
+    says so, and add what it did to ``out``."""
+    t0 = time.time()
+
+    def save(model: Any, record: TrialRecord) -> None:
+        if keep(record):
+            save_best_model(model, ctx.dataset, ctx.run_dir, f"{best.trial_id}-{suffix}")
+
+    record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-{suffix}", model=ctx.spec.model,
+                       validation_split=ctx.spec.data.validation_split, seed=best.seed,
+                       split_seed=ctx.spec.search.seed, on_model=save, **how)
+    out.update({"status": record.status, "epochs": record.epochs, "images": record.images,
+                "seconds": round(time.time() - t0, 2), "test_accuracy": record.metrics.get("test_accuracy"),
+                "test_loss": record.metrics.get("test_loss"), "kept": keep(record)})
+    return record
 
 
 def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
@@ -141,25 +151,16 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     the rest of the budget allows (at most :data:`LONG_EPOCHS` times ``search.epochs``; the
     deadline ends it, the prediction from the subset's epochs only decides whether one fits), its
     learning rate reduced when the validation loss stalls, keeping the weights of its best
-    epoch on the validation images.  The configuration is the best's, or a cheaper one within one
-    standard error of it (:func:`automnist.strategies.subset.final_choice`).  It is kept when it
-    scores better than the search's best on those same validation images (the test set is only
-    scored)."""
-    from automnist.strategies.subset import final_choice
-
+    epoch on the validation images.  It is kept when it scores better than the search's best on
+    those same validation images (the test set is only scored)."""
     spec, plan = ctx.spec, ctx.plan
     objective = spec.objective.name
     planned = LONG_EPOCHS * spec.search.epochs
     left = math.inf if ctx.deadline is None else ctx.deadline - time.time()
     searched = best.objective(objective)
     out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned, "on": "all training images"}
-    if plan is not None:
-        if plan.ended:
-            out["search_ended"] = plan.ended
-        n_val = round(len(ctx.data.y_train) * spec.data.validation_split)
-        best, why = final_choice(best, ctx.trials, objective, n_val, lambda tid: plan.epoch_seconds(tid))
-        if why:
-            out.update(trial_id=best.trial_id, chosen=why)
+    if plan is not None and plan.ended:
+        out["search_ended"] = plan.ended
     if plan is not None and plan.refit_epochs_within(best.trial_id, left, 1) < 1:
         return {**out, "status": "skipped", "epochs": 0, "kept": False,
                 "error": "no epoch on every training image fits in the budget left; the search's best model is kept"}
@@ -171,23 +172,13 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
         return (record.status == "ok" and value is not None and math.isfinite(value)
                 and (searched is None or sign * value > sign * searched))
 
-    def save(model: Any, record: TrialRecord) -> None:
-        if keep(record):
-            save_best_model(model, ctx.dataset, ctx.run_dir, f"{best.trial_id}-all")
-
-    t0 = time.time()
     # the epochs that fit are only predicted (from the subset's epochs): it trains toward ``planned`` and the
     # deadline ends it, after the epoch that leaves no room for another and for scoring and saving the model
     deadline = None if ctx.deadline is None else ctx.deadline - (plan.overhead() if plan is not None else 0.0)
-    record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-all", model=spec.model, epochs=planned,
-                       validation_split=spec.data.validation_split, seed=best.seed, split_seed=spec.search.seed,
-                       deadline=deadline, on_model=save,
-                       early_stopping=EarlyStoppingSpec(patience=planned, monitor=monitor),  # keeps the best epoch
-                       callbacks=lambda fold: [plateau_callback()])
-    out.update({"status": record.status, "epochs": record.epochs, "images": record.images,
-                "seconds": round(time.time() - t0, 2), objective: record.objective(objective),
-                "best_epoch": record.metrics.get("best_epoch"), "test_accuracy": record.metrics.get("test_accuracy"),
-                "test_loss": record.metrics.get("test_loss"), "kept": keep(record)})
+    record = _train_final(ctx, best, "all", keep, out, epochs=planned, deadline=deadline,
+                          early_stopping=EarlyStoppingSpec(patience=planned, monitor=monitor),  # keeps the best epoch
+                          callbacks=lambda fold: [plateau_callback()])
+    out.update({objective: record.objective(objective), "best_epoch": record.metrics.get("best_epoch")})
     if record.error:
         out["error"] = record.error
     if not out["kept"]:

@@ -199,9 +199,8 @@ def main() -> None:
                 print(f"    trials trained on {'/'.join(map(str, r['images']))} images; final model: "
                       f"{f.get('epochs', 0)} epochs on {f.get('images')} images, test {f.get('test_accuracy')}, "
                       f"{'kept' if f.get('kept') else 'not kept: ' + str(f.get('error'))}", flush=True)
-                for why in ("search_ended", "chosen"):
-                    if f.get(why):
-                        print(f"    {why.replace('_', ' ')}: {f[why]}", flush=True)
+                if f.get("search_ended"):
+                    print(f"    {f['search_ended']}", flush=True)
     peer = rows.get("peer", {}).get("test")
     print(f"\n{'contestant':<18}{'trials':>7}{'epochs':>8}{'best val':>10}{'test acc':>10}{'ensemble':>10}"
           f"{'minutes':>9}{'to peer':>9}")

@@ -78,8 +78,6 @@ def _print_final(final: dict) -> None:
             print(refit["search_ended"])
         print(f"refit of trial {refit['trial_id']} on {refit.get('images')} images for {refit['epochs']} epochs: "
               f"test accuracy {'-' if test is None else f'{test:.4f}'}, {what}")
-        if refit.get("chosen"):
-            print(f"  chosen: {refit['chosen']}")
     if ensemble and ensemble.get("test_accuracy") is not None:
         print(f"ensemble of trials {', '.join(ensemble['members'])}: test accuracy {ensemble['test_accuracy']:.4f}")
 

@@ -103,7 +103,7 @@ def final_section(final: dict[str, Any], sid: str, level: int) -> Section:
         rows.append((label, str(refit.get("trial_id")), refit.get("epochs"),
                      refit.get("images"), refit.get("test_accuracy"),
                      "; ".join(str(n) for n in ("kept" if refit.get("kept") else refit.get("error") or "not kept",
-                                                 refit.get("chosen"), refit.get("search_ended")) if n)))
+                                                 refit.get("search_ended")) if n)))
     ensemble = final.get("ensemble")
     if isinstance(ensemble, dict):
         rows.append((f"ensemble of {len(ensemble.get('members') or [])}", ", ".join(ensemble.get("members") or []),

@@ -27,7 +27,7 @@
   from a few seconds' measurement, and a fixed share of the budget then trains the best
   configuration on every training image (its learning rate reduced on plateaus, its best
   validation epoch kept).  The search ends early when it stalls, leaving the final model
-  more time, and the final configuration is the cheapest within one standard error of the best.
+  more time.
 * **Fully trained candidates**: the first trial is never pruned (nothing to compare it
   with), the best trial is chosen among fully trained trials first
   (:func:`automnist.records.rank_key`), and the kept model is the refit or, when the
