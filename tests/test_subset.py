@@ -63,6 +63,7 @@ def test_the_search_has_stalled_after_enough_trials_without_a_new_best(monkeypat
     assert subset.stalled(trials, "val_accuracy", "max") == 3
     # by loss, 0003 (loss 0.30) is not better than 0006 (0.14) either
     assert subset.stalled(trials, "val_loss", "min") == 3
+    assert subset.stalled(trials, "val_loss", None) == 3  # a loss is minimised when no direction is given
 
 
 def test_subset_indices_are_stratified_seeded_and_inside_the_training_split(digits_arrays):

@@ -40,7 +40,7 @@ import numpy as np
 
 from automnist.builders import resolve_learning_rate
 from automnist.callbacks import pruning_callback
-from automnist.records import TrialRecord, best_trial
+from automnist.records import TrialRecord, best_trial, objective_direction
 from automnist.runner import TrialData, run_trial, subset_indices
 from automnist.space import decode
 from automnist.strategies.portfolio import starting_points
@@ -138,7 +138,7 @@ def stalled(trials: Sequence[TrialRecord], objective: str, direction: str | None
     trained = sorted((t for t in trials if t.status == "ok"), key=lambda t: t.number)
     best_id, since = None, 0
     for k in range(len(trained)):
-        best = best_trial(trained[: k + 1], objective, direction or "max")
+        best = best_trial(trained[: k + 1], objective, objective_direction(objective, direction))
         if best is not None and best.trial_id != best_id:
             best_id, since = best.trial_id, 0
         else:
