@@ -35,7 +35,7 @@ from automnist.spec import EarlyStoppingSpec
 if TYPE_CHECKING:
     from automnist.context import SearchContext
 
-__all__ = ["refit_epochs", "finish", "ensemble_probabilities", "LONG_EPOCHS"]
+__all__ = ["refit_epochs", "finish", "ensemble_probabilities", "long_training", "LONG_EPOCHS"]
 
 #: When the search compared configurations on a subset of the training images, the final
 #: model trains on all of them for up to this many times ``search.epochs`` epochs.
@@ -175,9 +175,7 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     # the epochs that fit are only predicted (from the subset's epochs): it trains toward ``planned`` and the
     # deadline ends it, after the epoch that leaves no room for another and for scoring and saving the model
     deadline = None if ctx.deadline is None else ctx.deadline - (plan.overhead() if plan is not None else 0.0)
-    record = _train_final(ctx, best, "all", keep, out, epochs=planned, deadline=deadline,
-                          early_stopping=EarlyStoppingSpec(patience=planned, monitor=monitor),  # keeps the best epoch
-                          callbacks=lambda fold: [plateau_callback()])
+    record = _train_final(ctx, best, "all", keep, out, deadline=deadline, **long_training(planned, monitor))
     out.update({objective: record.objective(objective), "best_epoch": record.metrics.get("best_epoch")})
     if record.error:
         out["error"] = record.error
@@ -185,6 +183,14 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
         out["error"] = (out.get("error") or "no better than the search's best on the validation images") + \
             "; the search's best model is kept"
     return out
+
+
+def long_training(epochs: int, monitor: str) -> dict[str, Any]:
+    """:func:`automnist.runner.run_trial`'s arguments for the final model trained on all images:
+    up to ``epochs`` epochs, the learning rate reduced when the validation loss stalls, and the
+    weights of the best epoch by ``monitor`` kept (early stopping that never stops early)."""
+    return {"epochs": epochs, "early_stopping": EarlyStoppingSpec(patience=epochs, monitor=monitor),
+            "callbacks": lambda fold: [plateau_callback()]}
 
 
 def _refit_cv_best(ctx: SearchContext, best: TrialRecord) -> None:

@@ -2,8 +2,9 @@
 subset, or the cheapest one within one standard error of it?
 
 ``strategy: auto`` on a large data set compares configurations on a subset and then trains
-one of them on all training images until the budget ends
-(:func:`automnist.strategies.subset.final_choice`).  This script trains each of the given
+one of them on all training images until the budget ends (``automnist.final``).  A rule that
+trained the cheapest configuration within one standard error of the best was tried with this
+script and dropped (``results/README.md``, runs D and E).  This script trains each of the given
 configurations exactly as that final model is trained (every training image, the
 learning rate reduced on plateaus, the best validation epoch kept, stopped by the same
 wall-clock allowance) one after the other, and prints their epochs and test accuracy side
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -35,15 +37,13 @@ CONFIGS = {
 
 def train_final(values: dict[str, Any], ds: Any, seconds: float, epochs: int) -> dict[str, Any]:
     """The final model's recipe of ``strategy: auto`` (automnist.final._train_on_all)."""
-    from automnist.callbacks import plateau_callback
+    from automnist.final import long_training
     from automnist.runner import TrialData, run_trial
-    from automnist.spec import DEFAULTS, EarlyStoppingSpec
+    from automnist.spec import DEFAULTS
 
     t0 = time.time()
-    record = run_trial({**DEFAULTS, **values}, TrialData.from_dataset(ds), trial_id="final", epochs=epochs,
-                       validation_split=0.1, seed=0, split_seed=0, deadline=t0 + seconds,
-                       early_stopping=EarlyStoppingSpec(patience=epochs, monitor="val_accuracy"),
-                       callbacks=lambda fold: [plateau_callback()])
+    record = run_trial({**DEFAULTS, **values}, TrialData.from_dataset(ds), trial_id="final", validation_split=0.1,
+                       seed=0, split_seed=0, deadline=t0 + seconds, **long_training(epochs, "val_accuracy"))
     return {"epochs": record.epochs, "best_epoch": record.metrics.get("best_epoch"),
             "val": record.metrics.get("val_accuracy"), "test": record.metrics.get("test_accuracy"),
             "minutes": (time.time() - t0) / 60, "status": record.status, "error": record.error}
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="train only the configurations whose label starts with this")
     ap.add_argument("--configs", help="a JSON file {label: configuration} instead of the defaults")
     args = ap.parse_args()
-    configs = CONFIGS if not args.configs else json.loads(open(args.configs).read())
+    configs = CONFIGS if not args.configs else json.loads(Path(args.configs).read_text(encoding="utf-8"))
     ds = load(args.data)
     print(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test, {args.minutes} min each", flush=True)
     rows = {}

@@ -40,7 +40,7 @@ import numpy as np
 
 from automnist.builders import resolve_learning_rate
 from automnist.callbacks import pruning_callback
-from automnist.records import TrialRecord, best_trial, objective_direction
+from automnist.records import TrialRecord, objective_direction, outranks
 from automnist.runner import TrialData, run_trial, subset_indices
 from automnist.space import decode
 from automnist.strategies.portfolio import starting_points
@@ -135,12 +135,11 @@ def search_images(ctx: SearchContext, n_fit: int, stored: list[TrialRecord]) -> 
 def stalled(trials: Sequence[TrialRecord], objective: str, direction: str | None) -> int | None:
     """How many trained trials in a row have not changed the best (by the search's own rule,
     :func:`automnist.records.best_trial`), when that is :data:`STALL_TRIALS` or more; else None."""
-    trained = sorted((t for t in trials if t.status == "ok"), key=lambda t: t.number)
-    best_id, since = None, 0
-    for k in range(len(trained)):
-        best = best_trial(trained[: k + 1], objective, objective_direction(objective, direction))
-        if best is not None and best.trial_id != best_id:
-            best_id, since = best.trial_id, 0
+    direction = objective_direction(objective, direction)
+    best, since = None, 0
+    for t in sorted((t for t in trials if t.status == "ok"), key=lambda t: t.number):
+        if outranks(t, best, objective, direction):  # ties keep the earlier trial, as best_trial does
+            best, since = t, 0
         else:
             since += 1
     return since if since >= STALL_TRIALS else None
