@@ -27,7 +27,7 @@ import numpy as np
 
 from automnist.artifacts import ENSEMBLE_DIR, save_best_model
 from automnist.budget import SAFETY
-from automnist.callbacks import plateau_callback
+from automnist.callbacks import budget_schedule_callback, plateau_callback
 from automnist.records import TrialRecord, objective_direction
 from automnist.runner import run_trial
 from automnist.spec import EarlyStoppingSpec
@@ -39,7 +39,7 @@ __all__ = ["refit_epochs", "finish", "ensemble_probabilities", "long_training", 
 
 #: When the search compared configurations on a subset of the training images, the final
 #: model trains on all of them for up to this many times ``search.epochs`` epochs.
-LONG_EPOCHS = 3
+LONG_EPOCHS = 5
 
 
 def refit_epochs(record: TrialRecord, objective: str, direction: str | None = None) -> int:
@@ -150,7 +150,7 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     train the best configuration on every image of the training split, for as many epochs as
     the rest of the budget allows (at most :data:`LONG_EPOCHS` times ``search.epochs``; the
     deadline ends it, the prediction from the subset's epochs only decides whether one fits), its
-    learning rate reduced when the validation loss stalls, keeping the weights of its best
+    learning rate decayed linearly to the end of the budget, keeping the weights of its best
     epoch on the validation images.  It is kept when it scores better than the search's best on
     those same validation images (the test set is only scored)."""
     spec, plan = ctx.spec, ctx.plan
@@ -175,7 +175,7 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     # the epochs that fit are only predicted (from the subset's epochs): it trains toward ``planned`` and the
     # deadline ends it, after the epoch that leaves no room for another and for scoring and saving the model
     deadline = None if ctx.deadline is None else ctx.deadline - (plan.overhead() if plan is not None else 0.0)
-    record = _train_final(ctx, best, "all", keep, out, deadline=deadline, **long_training(planned, monitor))
+    record = _train_final(ctx, best, "all", keep, out, **long_training(planned, monitor, deadline))
     out.update({objective: record.objective(objective), "best_epoch": record.metrics.get("best_epoch")})
     if record.error:
         out["error"] = record.error
@@ -185,12 +185,17 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     return out
 
 
-def long_training(epochs: int, monitor: str) -> dict[str, Any]:
+def long_training(epochs: int, monitor: str, deadline: float | None = None) -> dict[str, Any]:
     """:func:`automnist.runner.run_trial`'s arguments for the final model trained on all images:
-    up to ``epochs`` epochs, the learning rate reduced when the validation loss stalls, and the
-    weights of the best epoch by ``monitor`` kept (early stopping that never stops early)."""
-    return {"epochs": epochs, "early_stopping": EarlyStoppingSpec(patience=epochs, monitor=monitor),
-            "callbacks": lambda fold: [plateau_callback()]}
+    up to ``epochs`` epochs or until ``deadline``, the weights of the best epoch by ``monitor``
+    kept (early stopping that never stops early), and the learning rate decayed linearly to the
+    end of the time left (:func:`automnist.callbacks.budget_schedule_callback`; without a
+    deadline, reduced when the validation loss stalls)."""
+    def schedule(fold: int) -> list[Any]:
+        return [plateau_callback() if deadline is None else budget_schedule_callback(deadline, epochs)]
+
+    return {"epochs": epochs, "deadline": deadline, "callbacks": schedule,
+            "early_stopping": EarlyStoppingSpec(patience=epochs, monitor=monitor)}
 
 
 def _refit_cv_best(ctx: SearchContext, best: TrialRecord) -> None:
