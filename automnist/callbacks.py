@@ -15,7 +15,7 @@ from typing import Any
 
 from automnist.spec import EarlyStoppingSpec
 
-__all__ = ["deadline_callback", "plateau_callback", "budget_schedule_callback", "linear_decay", "early_stopping_callback", "nan_callback", "pruning_callback", "stop_reason_of"]
+__all__ = ["deadline_callback", "plateau_callback", "early_stopping_callback", "nan_callback", "pruning_callback", "stop_reason_of"]
 
 
 def nan_callback() -> Any:
@@ -81,52 +81,6 @@ def plateau_callback(monitor: str = "val_loss") -> Any:
 
     return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2, patience=2, min_lr=1e-6,
                                              mode="min" if monitor.endswith("loss") else "max")
-
-
-def linear_decay(epoch: int, epochs: int) -> float:
-    """The share of the initial learning rate that epoch ``epoch`` (0-based) of ``epochs`` trains
-    with: ``1 - epoch / epochs``, from 1 down to ``1 / epochs`` for the last."""
-    return max(1, epochs - epoch) / max(1, epochs)
-
-
-def budget_schedule_callback(deadline: float, epochs: int) -> Any:
-    """A learning rate that decays linearly to the end of a training known only by its wall
-    clock: at the start of every epoch, the epochs left are predicted from the slowest epoch
-    so far and ``deadline`` (as :func:`deadline_callback` will stop it), at most ``epochs`` in
-    all, and the epoch trains with the initial rate times :func:`linear_decay`.
-
-    Budgeted training (Li, Yumer and Ramanan, ICLR 2020): when a training's length is set by a
-    budget, a learning rate that reaches zero as the budget ends beats step and plateau
-    schedules tuned for an open-ended one, and beats stopping a constant rate early.  Until an
-    epoch has been timed the rate is the initial one."""
-    import keras
-
-    class BudgetSchedule(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.initial: float | None = None
-            self.rates: list[float] = []
-            self._epoch_start = 0.0
-            self._slowest = 0.0
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            optimizer = self.model.optimizer
-            if self.initial is None:
-                self.initial = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-            total = epochs
-            if self._slowest > 0:  # the epochs the deadline leaves, as deadline_callback counts them
-                total = min(epochs, epoch + max(1, int((deadline - time.time()) / self._slowest)))
-            rate = self.initial * linear_decay(epoch, total)
-            optimizer.learning_rate = rate
-            self.rates.append(rate)
-            self._epoch_start = time.time()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            self._slowest = max(self._slowest, time.time() - self._epoch_start)
-            if logs is not None:
-                logs["learning_rate"] = self.rates[-1]
-
-    return BudgetSchedule()
 
 
 def pruning_callback(report: Callable[[int, dict[str, float], float], str | None]) -> Any:

@@ -250,7 +250,7 @@ def _run_trial(
                     record.history.append({"fold": fold, "epoch": initial_epoch + e + 1, "metric": metric,
                                            "value": float(val)})
             check_finite(h, f"in fold {fold}")
-            kept = _kept_epoch(fold_callbacks)  # early stopping restored this epoch's weights
+            kept = _kept_epoch(fold_callbacks, initial_epoch)  # early stopping restored this epoch's weights
             row: dict[str, Any] = {"fold": fold}
             for metric in _EPOCH_METRICS:
                 if h.get(metric):
@@ -318,11 +318,12 @@ def _callbacks(deadline: float | None, early_stopping: EarlyStoppingSpec | None)
     return out
 
 
-def _kept_epoch(callbacks: list[Any]) -> int | None:
-    """The 0-based epoch (of this fit) whose weights early stopping restored, if any."""
+def _kept_epoch(callbacks: list[Any], initial_epoch: int = 0) -> int | None:
+    """The 0-based epoch of this fit whose weights early stopping restored, if any (Keras
+    numbers a continued fit's epochs from ``initial_epoch``)."""
     for cb in callbacks:
         if getattr(cb, "restore_best_weights", False) and getattr(cb, "best_weights", None) is not None:
-            return int(cb.best_epoch)
+            return int(cb.best_epoch) - initial_epoch
     return None
 
 

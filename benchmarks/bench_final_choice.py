@@ -35,17 +35,15 @@ CONFIGS = {
 }
 
 
-def train_final(values: dict[str, Any], ds: Any, seconds: float, epochs: int, schedule: str) -> dict[str, Any]:
-    """The final model's recipe of ``strategy: auto`` (automnist.final._train_on_all); ``schedule``
-    ``plateau``: the learning rate reduced on plateaus instead of decayed to the deadline."""
+def train_final(values: dict[str, Any], ds: Any, seconds: float, epochs: int) -> dict[str, Any]:
+    """The final model's recipe of ``strategy: auto`` (automnist.final._train_on_all)."""
     from automnist.final import long_training
     from automnist.runner import TrialData, run_trial
     from automnist.spec import DEFAULTS
 
     t0 = time.time()
-    how = long_training(epochs, "val_accuracy", None if schedule == "plateau" else t0 + seconds)
     record = run_trial({**DEFAULTS, **values}, TrialData.from_dataset(ds), trial_id="final", validation_split=0.1,
-                       seed=0, split_seed=0, **{**how, "deadline": t0 + seconds})
+                       seed=0, split_seed=0, deadline=t0 + seconds, **long_training(epochs, "val_accuracy"))
     return {"epochs": record.epochs, "best_epoch": record.metrics.get("best_epoch"),
             "val": record.metrics.get("val_accuracy"), "test": record.metrics.get("test_accuracy"),
             "minutes": (time.time() - t0) / 60, "status": record.status, "error": record.error}
@@ -58,20 +56,16 @@ def main() -> None:
     ap.add_argument("--data", default="fashion", help="fashion or mnist10k")
     ap.add_argument("--minutes", type=float, default=19.5, help="wall-clock allowance of each final model")
     ap.add_argument("--epochs", type=int, default=50, help="the most epochs (auto: 5x search.epochs)")
-    ap.add_argument("--schedule", default="budget", choices=["budget", "plateau"],
-                    help="budget: the learning rate decays linearly to the deadline (auto's); plateau: "
-                         "reduced when the validation loss stalls (auto's before 2026-12-02)")
     ap.add_argument("--only", default="", help="train only the configurations whose label starts with this")
     ap.add_argument("--configs", help="a JSON file {label: configuration} instead of the defaults")
     args = ap.parse_args()
     configs = CONFIGS if not args.configs else json.loads(Path(args.configs).read_text(encoding="utf-8"))
     ds = load(args.data)
-    print(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test, {args.minutes} min each, "
-          f"schedule {args.schedule}", flush=True)
+    print(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test, {args.minutes} min each", flush=True)
     rows = {}
     for label, values in configs.items():
         if label.startswith(args.only):
-            rows[label] = train_final(values, ds, args.minutes * 60, args.epochs, args.schedule)
+            rows[label] = train_final(values, ds, args.minutes * 60, args.epochs)
             print(f"  {label}: {rows[label]}", flush=True)
     print(f"\n{'configuration':<28}{'epochs':>7}{'best epoch':>11}{'val acc':>9}{'test acc':>9}{'minutes':>9}")
     for label, r in rows.items():

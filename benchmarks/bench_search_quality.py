@@ -58,6 +58,13 @@ def load(name: str) -> Any:
     raise SystemExit(f"--data: mnist10k or fashion, got {name!r}")
 
 
+def _race_epochs(final: dict[str, Any]) -> int:
+    """The epochs the final model's race spent on the configurations that did not go on."""
+    race = final.get("race") or {}
+    scores = next((v for v in race.values() if isinstance(v, dict)), {})
+    return int(race.get("epochs") or 0) * max(0, len(scores) - 1)
+
+
 def run_automnist(strategy: str, ds: Any, budget: float, seed: int, ensemble: int, results: Path) -> dict[str, Any]:
     from automnist.records import ranked_trials
     from automnist.search import run_search
@@ -92,7 +99,7 @@ def run_automnist(strategy: str, ds: Any, budget: float, seed: int, ensemble: in
         "final": refit or {},
         "skipped": sum(1 for t in result.trials if t.status == "infeasible" and t.stop_reason == "budget"),
         "epochs": sum(1 for t in result.trials for h in t.history if h["metric"] == "loss")
-        + int((refit or {}).get("epochs") or 0),  # the final model's epochs count too
+        + int((refit or {}).get("epochs") or 0) + _race_epochs(refit or {}),  # the final model's epochs count too
         "best_val": result.best.metrics.get("val_accuracy") if result.best else None,
         "test": kept,
         "ensemble": (result.final.get("ensemble") or {}).get("test_accuracy"),
@@ -180,6 +187,7 @@ def main() -> None:
     ap.add_argument("--ensemble", type=int, default=1, help="automnist: also an ensemble of the top K trials")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    from automnist.final import race_summary
 
     ds = load(args.data)
     print(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test images, budget {args.budget / 60:.1f} "
@@ -199,8 +207,9 @@ def main() -> None:
                 print(f"    trials trained on {'/'.join(map(str, r['images']))} images; final model: "
                       f"{f.get('epochs', 0)} epochs on {f.get('images')} images, test {f.get('test_accuracy')}, "
                       f"{'kept' if f.get('kept') else 'not kept: ' + str(f.get('error'))}", flush=True)
-                if f.get("search_ended"):
-                    print(f"    {f['search_ended']}", flush=True)
+                for line in (f.get("search_ended"), race_summary(f)):
+                    if line:
+                        print(f"    {line}", flush=True)
     peer = rows.get("peer", {}).get("test")
     print(f"\n{'contestant':<18}{'trials':>7}{'epochs':>8}{'best val':>10}{'test acc':>10}{'ensemble':>10}"
           f"{'minutes':>9}{'to peer':>9}")

@@ -5,6 +5,7 @@ subset of the training images, the chosen configuration then trained on all of t
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -113,7 +114,12 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     assert subset.stalled(trained, "val_accuracy", "max") == 2
     assert final["search_ended"] == "the search stalled: 2 trials in a row found no better configuration"
     assert len(result.trials) < 8
-    assert final["trial_id"] == result.final["search_best"]["trial_id"]
+    race = final.get("race")
+    if race is None:
+        assert final["trial_id"] == result.final["search_best"]["trial_id"]
+    else:  # the search's best raced the best other fully trained configuration on every image, the winner went on
+        assert list(race["val_accuracy"])[0] == result.final["search_best"]["trial_id"]
+        assert final["trial_id"] == race["winner"] and final["epochs"] > race["epochs"]
     assert final["on"] == "all training images" and final["status"] == "ok"
     assert final["images"] == n_fit and final["epochs"] >= 1
     # kept only when better than the search's best on the same validation images
@@ -127,3 +133,59 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     # the trials were stored with the images they trained on
     stored = Store(results_dir / "automnist.db").get_trials("s")
     assert {t.trial_id: t.images for t in stored} == {t.trial_id: t.images for t in result.trials}
+
+
+def _trained(trial_id: str, params: dict, val: float, *, epochs: int = 3, stop_reason: str | None = None) -> TrialRecord:
+    return TrialRecord(trial_id, int(trial_id), params, metrics={"val_accuracy": val}, epochs=epochs, max_epochs=3,
+                       stop_reason=stop_reason)
+
+
+def test_the_finalists_are_the_best_and_the_best_fully_trained_other_configuration():
+    import types
+
+    from automnist.final import finalists
+
+    a, b, c = ({**DEFAULTS, "units": u} for u in (16, 32, 64))
+    trials = [_trained("0000", a, 0.80), _trained("0001", b, 0.95, epochs=1, stop_reason="pruned"),
+              _trained("0002", a, 0.85), _trained("0003", c, 0.83), _trained("0004", b, 0.82)]
+    ctx = types.SimpleNamespace(spec=parse_spec({"name": "f", "params": SPACE}), trials=trials)
+    # a pruned trial's 1-epoch score does not make it a finalist, nor does a repeat of the best's configuration
+    assert [t.trial_id for t in finalists(ctx, trials[2])] == ["0002", "0003"]
+    assert [t.trial_id for t in finalists(ctx, trials[3])] == ["0003", "0002"]
+    alone = types.SimpleNamespace(spec=ctx.spec, trials=trials[:3])
+    assert [t.trial_id for t in finalists(alone, trials[2])] == ["0002"]
+
+
+def test_the_race_on_every_image_sends_on_the_rival_ahead_from_its_race_epochs(digits_arrays, tmp_path):
+    import types
+
+    import automnist.final as final
+    from automnist.runner import TrialData
+
+    xtr, ytr, xte, yte = digits_arrays
+    small_data = TrialData(xtr, ytr, xte, yte, 10)
+
+    spec = parse_spec({"name": "race", "data": {"dataset": "digits", "validation_split": 0.2}, "params": SPACE,
+                       "search": {"epochs": 3, "seed": 0}})
+    ctx = types.SimpleNamespace(spec=spec, data=small_data, run_dir=tmp_path)
+    net = {**DEFAULTS, "conv_layers": 1, "filters": 16, "units": 32, "batch_size": 32, "dropout": 0.0}
+    # the search's best (listed first) cannot learn in two epochs at this rate; the runner-up can
+    slow, fast = _trained("0000", {**net, "learning_rate": 1e-6}, 0.9), _trained("0001", {**net, "learning_rate": 1e-2}, 0.8)
+    deadline = time.time() + 3600
+    chosen, race = final._race(ctx, [slow, fast], deadline=deadline, sign=1.0)
+    assert chosen is fast and race["winner"] == "0001" and race["epochs"] == final.RACE_EPOCHS == 2
+    scores = race["val_accuracy"]
+    assert set(scores) == {"0000", "0001"} and scores["0001"] > scores["0000"] + 0.2
+    assert "race on every image, 2 epochs each (val_accuracy): 0000 0." in final.race_summary({"race": race})
+    saved = tmp_path / final.RACE_DIR / "0001" / "fold0.keras"
+    assert saved.is_file()
+    # the winner goes on from its race epochs: epochs 3-4, starting where its second epoch ended
+    fresh = run_trial(fast.params, small_data, trial_id="fresh", validation_split=0.2, seed=fast.seed, epochs=1)
+    record = run_trial(fast.params, small_data, trial_id="on", validation_split=0.2, seed=fast.seed,
+                       resume_dir=saved.parent, initial_epoch=2, deadline=deadline,
+                       **final.long_training(4, "val_accuracy"))
+    losses = {h["epoch"]: h["value"] for h in record.history if h["metric"] == "loss"}
+    first = next(h["value"] for h in fresh.history if h["metric"] == "loss")
+    assert sorted(losses) == [3, 4] and record.epochs == 4
+    assert losses[3] < 0.8 * first
+    assert record.metrics["val_accuracy"] >= scores["0001"] - 0.05

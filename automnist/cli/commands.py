@@ -17,6 +17,7 @@ from pathlib import Path
 from automnist.cli.outputs import export_mlflow, final_report, report_all, search_listeners
 from automnist.data import available_datasets
 from automnist.errors import SpecError, StoreError
+from automnist.final import race_summary
 from automnist.predict import export_model, predict_images
 from automnist.records import ranked_trials
 from automnist.runs import SearchResult
@@ -74,8 +75,9 @@ def _print_final(final: dict) -> None:
     if refit:
         what = "kept" if refit.get("kept") else f"not kept ({refit.get('error') or 'cut by the budget'})"
         test = refit.get("test_accuracy")
-        if refit.get("search_ended"):
-            print(refit["search_ended"])
+        for line in (refit.get("search_ended"), race_summary(refit)):
+            if line:
+                print(line)
         print(f"refit of trial {refit['trial_id']} on {refit.get('images')} images for {refit['epochs']} epochs: "
               f"test accuracy {'-' if test is None else f'{test:.4f}'}, {what}")
     if ensemble and ensemble.get("test_accuracy") is not None:

@@ -25,9 +25,10 @@
 * **Large data sets** (:mod:`automnist.strategies.subset`): when the budget buys only a few
   dozen epochs over the whole training set, trials train on a fixed stratified subset sized
   from a few seconds' measurement, and a fixed share of the budget then trains the best
-  configuration on every training image (its learning rate reduced on plateaus, its best
-  validation epoch kept).  The search ends early when it stalls, leaving the final model
-  more time.
+  configuration on every training image (its learning rate reduced on plateaus,
+  its best validation epoch kept), after a race of its first epochs against the runner-up
+  configuration's on every image (:func:`automnist.final.finalists`).  The search ends early
+  when it stalls, leaving the final model more time.
 * **Fully trained candidates**: the first trial is never pruned (nothing to compare it
   with), the best trial is chosen among fully trained trials first
   (:func:`automnist.records.rank_key`), and the kept model is the refit or, when the

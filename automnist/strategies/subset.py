@@ -28,7 +28,10 @@ The final model trains the search's best configuration, not the cheapest one wit
 standard error of it (the one-standard-error rule): tried on Fashion-MNIST
 (``benchmarks/bench_final_choice.py``), the cheaper one-block network trained 28 epochs and
 scored 91.98% on the test set, the best's two-block network 15 epochs in the same time and
-92.48%.  A subset understates what a larger network gains from every image.
+92.48%.  A subset understates what a larger network gains from every image, and it may rank
+the larger network second: the search's best and the best other fully trained configuration
+first race two epochs each on every image, and the one ahead goes on
+(:func:`automnist.final.finalists`).
 """
 
 from __future__ import annotations
