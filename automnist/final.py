@@ -36,8 +36,8 @@ from automnist.spec import EarlyStoppingSpec
 if TYPE_CHECKING:
     from automnist.context import SearchContext
 
-__all__ = ["refit_epochs", "finish", "ensemble_probabilities", "long_training", "finalists", "race_summary", "LONG_EPOCHS",
-           "RACE_EPOCHS"]
+__all__ = ["refit_epochs", "finish", "ensemble_probabilities", "long_training", "finalists", "race_summary",
+           "LONG_EPOCHS", "RACE_EPOCHS"]
 
 #: When the search compared configurations on a subset of the training images, the final
 #: model trains on all of them for up to this many times ``search.epochs`` epochs.
@@ -211,7 +211,8 @@ def finalists(ctx: SearchContext, best: TrialRecord) -> list[TrialRecord]:
     return [best, *others[:1]]
 
 
-def _race(ctx: SearchContext, rivals: list[TrialRecord], deadline: float | None, sign: float) -> tuple[TrialRecord, dict[str, Any] | None]:
+def _race(ctx: SearchContext, rivals: list[TrialRecord], deadline: float | None,
+          sign: float) -> tuple[TrialRecord, dict[str, Any] | None]:
     """Train each of ``rivals`` :data:`RACE_EPOCHS` epochs on every training image (the final
     model's first epochs, saved in ``RACE_DIR``) and return the one ahead on the validation
     images (ties: the search's best) with every rival's score, or the search's best and None

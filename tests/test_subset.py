@@ -135,7 +135,8 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     assert {t.trial_id: t.images for t in stored} == {t.trial_id: t.images for t in result.trials}
 
 
-def _trained(trial_id: str, params: dict, val: float, *, epochs: int = 3, stop_reason: str | None = None) -> TrialRecord:
+def _trained(trial_id: str, params: dict, val: float, *, epochs: int = 3,
+             stop_reason: str | None = None) -> TrialRecord:
     return TrialRecord(trial_id, int(trial_id), params, metrics={"val_accuracy": val}, epochs=epochs, max_epochs=3,
                        stop_reason=stop_reason)
 
@@ -170,7 +171,8 @@ def test_the_race_on_every_image_sends_on_the_rival_ahead_from_its_race_epochs(d
     ctx = types.SimpleNamespace(spec=spec, data=small_data, run_dir=tmp_path)
     net = {**DEFAULTS, "conv_layers": 1, "filters": 16, "units": 32, "batch_size": 32, "dropout": 0.0}
     # the search's best (listed first) cannot learn in two epochs at this rate; the runner-up can
-    slow, fast = _trained("0000", {**net, "learning_rate": 1e-6}, 0.9), _trained("0001", {**net, "learning_rate": 1e-2}, 0.8)
+    slow = _trained("0000", {**net, "learning_rate": 1e-6}, 0.9)
+    fast = _trained("0001", {**net, "learning_rate": 1e-2}, 0.8)
     deadline = time.time() + 3600
     chosen, race = final._race(ctx, [slow, fast], deadline=deadline, sign=1.0)
     assert chosen is fast and race["winner"] == "0001" and race["epochs"] == final.RACE_EPOCHS == 2
