@@ -109,11 +109,15 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     images = {t.images for t in trained}
     assert len(trained) >= 2 and len(images) == 1 and 300 <= min(images) < n_fit
     final = result.final["refit"]
-    # the search ended when, and only when, 2 trained trials in a row had not changed its best
+    # the search ended when 2 trained trials in a row had not changed its best, and not before; on a loaded
+    # machine its 8 proposals (some skipped as too costly) or its share of the budget may run out first
     assert [k for k in range(1, len(trained)) if subset.stalled(trained[:k], "val_accuracy", "max")] == []
-    assert subset.stalled(trained, "val_accuracy", "max") == 2
-    assert final["search_ended"] == "the search stalled: 2 trials in a row found no better configuration"
-    assert len(result.trials) < 8
+    if final.get("search_ended") is not None:
+        assert subset.stalled(trained, "val_accuracy", "max") == 2
+        assert final["search_ended"] == "the search stalled: 2 trials in a row found no better configuration"
+        assert len(result.trials) < 8
+    else:
+        assert subset.stalled(trained, "val_accuracy", "max") is None
     race = final.get("race")
     if race is None:
         assert final["trial_id"] == result.final["search_best"]["trial_id"]
