@@ -144,13 +144,20 @@ def _train_final(ctx: SearchContext, best: TrialRecord, suffix: str, keep: Calla
         if keep(record):
             save_best_model(model, ctx.dataset, ctx.run_dir, f"{best.trial_id}-{suffix}")
 
-    record = run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-{suffix}", model=ctx.spec.model,
-                       validation_split=ctx.spec.data.validation_split, seed=best.seed,
-                       split_seed=ctx.spec.search.seed, on_model=save, **how)
+    record = _run_final(ctx, best, suffix, on_model=save, **how)
     out.update({"status": record.status, "epochs": record.epochs, "images": record.images,
                 "seconds": round(time.time() - t0, 2), "test_accuracy": record.metrics.get("test_accuracy"),
                 "test_loss": record.metrics.get("test_loss"), "kept": keep(record)})
     return record
+
+
+def _run_final(ctx: SearchContext, best: TrialRecord, suffix: str, **how: Any) -> TrialRecord:
+    """Train ``best``'s configuration as a final model does (trial id ``<best>-<suffix>``, the
+    search's validation split and seeds; ``how``: :func:`automnist.runner.run_trial`'s other
+    arguments)."""
+    return run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-{suffix}", model=ctx.spec.model,
+                     validation_split=ctx.spec.data.validation_split, seed=best.seed,
+                     split_seed=ctx.spec.search.seed, **how)
 
 
 def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
@@ -228,10 +235,8 @@ def _race(ctx: SearchContext, rivals: list[TrialRecord], deadline: float | None,
     scores: dict[str, Any] = {}
     t0 = time.time()
     for rival in rivals:
-        record = run_trial(rival.params, ctx.data, trial_id=f"{rival.trial_id}-race", model=ctx.spec.model,
-                           validation_split=ctx.spec.data.validation_split, seed=rival.seed,
-                           split_seed=ctx.spec.search.seed, epochs=RACE_EPOCHS, deadline=deadline,
-                           checkpoint_dir=ctx.run_dir / RACE_DIR / rival.trial_id)
+        record = _run_final(ctx, rival, "race", epochs=RACE_EPOCHS, deadline=deadline,
+                            checkpoint_dir=ctx.run_dir / RACE_DIR / rival.trial_id)
         value = record.objective(objective)
         ok = record.status == "ok" and record.epochs == RACE_EPOCHS and value is not None and math.isfinite(value)
         scores[rival.trial_id] = value if ok else None
@@ -240,7 +245,7 @@ def _race(ctx: SearchContext, rivals: list[TrialRecord], deadline: float | None,
         value, lead = scores[rival.trial_id], scores[chosen.trial_id]
         if value is not None and (lead is None or sign * value > sign * lead):
             chosen = rival
-    note = {"epochs": RACE_EPOCHS, objective: scores, "winner": chosen.trial_id,
+    note = {"epochs": RACE_EPOCHS, "objective": objective, "scores": scores, "winner": chosen.trial_id,
             "seconds": round(time.time() - t0, 2)}
     return chosen, note if scores[chosen.trial_id] is not None else None
 
@@ -250,10 +255,9 @@ def race_summary(refit: dict[str, Any]) -> str | None:
     race = refit.get("race")
     if not isinstance(race, dict):
         return None
-    scores = next((v for v in race.values() if isinstance(v, dict)), {})
-    name = next((k for k, v in race.items() if isinstance(v, dict)), "score")
-    shown = ", ".join(f"{t} {'-' if v is None else f'{v:.4f}'}" for t, v in scores.items())
-    return f"race on every image, {race.get('epochs')} epochs each ({name}): {shown}; {race.get('winner')} went on"
+    shown = ", ".join(f"{t} {'-' if v is None else f'{v:.4f}'}" for t, v in (race.get("scores") or {}).items())
+    return (f"race on every image, {race.get('epochs')} epochs each ({race.get('objective')}): {shown}; "
+            f"{race.get('winner')} went on")
 
 
 def long_training(epochs: int, monitor: str) -> dict[str, Any]:
@@ -277,9 +281,7 @@ def _refit_cv_best(ctx: SearchContext, best: TrialRecord) -> None:
     def save(model: Any, record: TrialRecord) -> None:
         save_best_model(model, ctx.dataset, ctx.run_dir, best.trial_id)
 
-    run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-refit", model=ctx.spec.model,
-              epochs=best.epochs or ctx.spec.search.epochs, validation_split=ctx.spec.data.validation_split,
-              cv=None, seed=best.seed, split_seed=ctx.spec.search.seed, on_model=save)
+    _run_final(ctx, best, "refit", epochs=best.epochs or ctx.spec.search.epochs, cv=None, on_model=save)
 
 
 def _ensemble(ctx: SearchContext) -> dict[str, Any]:

@@ -61,8 +61,7 @@ def load(name: str) -> Any:
 def _race_epochs(final: dict[str, Any]) -> int:
     """The epochs the final model's race spent on the configurations that did not go on."""
     race = final.get("race") or {}
-    scores = next((v for v in race.values() if isinstance(v, dict)), {})
-    return int(race.get("epochs") or 0) * max(0, len(scores) - 1)
+    return int(race.get("epochs") or 0) * max(0, len(race.get("scores") or {}) - 1)
 
 
 def run_automnist(strategy: str, ds: Any, budget: float, seed: int, ensemble: int, results: Path) -> dict[str, Any]:

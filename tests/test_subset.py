@@ -122,7 +122,8 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     if race is None:
         assert final["trial_id"] == result.final["search_best"]["trial_id"]
     else:  # the search's best raced the best other fully trained configuration on every image, the winner went on
-        assert list(race["val_accuracy"])[0] == result.final["search_best"]["trial_id"]
+        assert race["objective"] == "val_accuracy"
+        assert list(race["scores"])[0] == result.final["search_best"]["trial_id"]
         assert final["trial_id"] == race["winner"] and final["epochs"] > race["epochs"]
     assert final["on"] == "all training images" and final["status"] == "ok"
     assert final["images"] == n_fit and final["epochs"] >= 1
@@ -168,11 +169,11 @@ def test_the_race_on_every_image_sends_on_the_rival_ahead_from_its_race_epochs(d
     from automnist.runner import TrialData
 
     xtr, ytr, xte, yte = digits_arrays
-    small_data = TrialData(xtr, ytr, xte, yte, 10)
+    data = TrialData(xtr, ytr, xte, yte, 10)
 
     spec = parse_spec({"name": "race", "data": {"dataset": "digits", "validation_split": 0.2}, "params": SPACE,
                        "search": {"epochs": 3, "seed": 0}})
-    ctx = types.SimpleNamespace(spec=spec, data=small_data, run_dir=tmp_path)
+    ctx = types.SimpleNamespace(spec=spec, data=data, run_dir=tmp_path)
     net = {**DEFAULTS, "conv_layers": 1, "filters": 16, "units": 32, "batch_size": 32, "dropout": 0.0}
     # the search's best (listed first) cannot learn in two epochs at this rate; the runner-up can
     slow = _trained("0000", {**net, "learning_rate": 1e-6}, 0.9)
@@ -180,14 +181,14 @@ def test_the_race_on_every_image_sends_on_the_rival_ahead_from_its_race_epochs(d
     deadline = time.time() + 3600
     chosen, race = final._race(ctx, [slow, fast], deadline=deadline, sign=1.0)
     assert chosen is fast and race["winner"] == "0001" and race["epochs"] == final.RACE_EPOCHS == 2
-    scores = race["val_accuracy"]
-    assert set(scores) == {"0000", "0001"} and scores["0001"] > scores["0000"] + 0.2
+    scores = race["scores"]
+    assert race["objective"] == "val_accuracy" and set(scores) == {"0000", "0001"} and scores["0001"] > scores["0000"] + 0.2
     assert "race on every image, 2 epochs each (val_accuracy): 0000 0." in final.race_summary({"race": race})
     saved = tmp_path / final.RACE_DIR / "0001" / "fold0.keras"
     assert saved.is_file()
     # the winner goes on from its race epochs: epochs 3-4, starting where its second epoch ended
-    fresh = run_trial(fast.params, small_data, trial_id="fresh", validation_split=0.2, seed=fast.seed, epochs=1)
-    record = run_trial(fast.params, small_data, trial_id="on", validation_split=0.2, seed=fast.seed,
+    fresh = run_trial(fast.params, data, trial_id="fresh", validation_split=0.2, seed=fast.seed, epochs=1)
+    record = run_trial(fast.params, data, trial_id="on", validation_split=0.2, seed=fast.seed,
                        resume_dir=saved.parent, initial_epoch=2, deadline=deadline,
                        **final.long_training(4, "val_accuracy"))
     losses = {h["epoch"]: h["value"] for h in record.history if h["metric"] == "loss"}
