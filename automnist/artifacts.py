@@ -20,15 +20,18 @@ PREDICTIONS_FILE = "predictions.npz"
 ENSEMBLE_DIR = "ensemble"
 
 
-def save_best_model(model: Any, dataset: Dataset | None, directory: Path, trial_id: str) -> None:
-    """Write ``best.keras`` and ``predictions.npz`` for ``model`` (each replaced atomically)."""
+def save_best_model(model: Any, dataset: Dataset | None, directory: Path, trial_id: str,
+                    prob: np.ndarray | None = None) -> None:
+    """Write ``best.keras`` and ``predictions.npz`` for ``model`` (each replaced atomically;
+    ``prob``: its test-set probabilities when already computed)."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp_model = directory / f"best.{os.getpid()}.tmp.keras"  # per process: workers of one run share the folder
     model.save(tmp_model)
     tmp_model.replace(directory / MODEL_FILE)
     if dataset is None or dataset.x_test is None or not len(dataset.x_test):
         return
-    prob = np.asarray(model.predict(dataset.x_test, batch_size=512, verbose=0), dtype=np.float32)
+    if prob is None:
+        prob = np.asarray(model.predict(dataset.x_test, batch_size=512, verbose=0), dtype=np.float32)
     save_predictions(prob, dataset, directory, trial_id)
 
 

@@ -50,6 +50,9 @@ class BudgetPlan:
     ended : str, optional
         Why the search ended before its planned end (set by the strategy; the final model's
         note repeats it).
+    ensemble : int
+        The ensemble's candidates (``SearchSpec.ensemble_size``; 1: no ensemble): choosing and
+        saving it after the final model is kept time for too (:meth:`ensemble_seconds`).
     """
 
     deadline: float | None
@@ -59,6 +62,7 @@ class BudgetPlan:
     budget: float | None = None  # seconds in all (caps the reserve at MAX_RESERVE of it)
     final_share: float | None = None  # a fixed share of the budget kept for the final model
     ended: str | None = None  # why the search ended early, if it did
+    ensemble: int = 1  # the ensemble's candidates after the search (1: none)
     _costs: dict[str, list[float]] = field(default_factory=dict)  # trial id -> seconds per image-epoch
     _first: dict[str, float] = field(default_factory=dict)  # trial id -> its first epoch (graph tracing included)
     _overheads: list[float] = field(default_factory=list)  # seconds of a trial outside its epochs
@@ -160,16 +164,23 @@ class BudgetPlan:
                 return n
         return 0
 
+    def ensemble_seconds(self) -> float:
+        """Seconds to keep for the ensemble after the final model: loading, scoring and saving
+        its candidates (and the final model), about a trial's overhead each."""
+        return SAFETY * (self.ensemble + 1) * self.overhead() if self.ensemble > 1 else 0.0
+
     def reserve(self, trial_id: str | None, epochs: int) -> float:
-        """Seconds to keep for refitting ``trial_id``'s configuration for ``epochs`` epochs."""
+        """Seconds to keep for refitting ``trial_id``'s configuration for ``epochs`` epochs,
+        and for the ensemble after it."""
         if self.reserve_final and self.final_share is not None and self.budget is not None:
             return self.final_share * self.budget
         cost = self.refit_seconds(trial_id, epochs) if self.reserve_final else None
         if cost is None:
-            return 0.0
+            return self.ensemble_seconds()
         reserve = SAFETY * cost
         # a refit that cannot fit in its share would be skipped anyway: keep nothing back for it
-        return reserve if self.budget is None or reserve <= MAX_RESERVE * self.budget else 0.0
+        fits = self.budget is None or reserve <= MAX_RESERVE * self.budget
+        return (reserve if fits else 0.0) + self.ensemble_seconds()
 
     # -- deciding
     def search_deadline(self, trial_id: str | None, epochs: int) -> float | None:

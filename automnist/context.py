@@ -178,9 +178,9 @@ class SearchContext:
 
     def _keep_if_best(self, model: Any, record: TrialRecord) -> None:
         """Save the model and its test predictions when this trial beats the best so far,
-        and keep it as an ensemble member while it is among the top ``final.ensemble``."""
+        and keep it as an ensemble member while it is among the top ``spec.ensemble_size``."""
         if self._outranks(record, self.best):
             save_best_model(model, self.dataset, self.run_dir, record.trial_id)
-        if self.spec.final.ensemble > 1:
+        if self.spec.ensemble_size > 1:
             ranked = ranked_trials([*self.trials, record], self.spec.objective.name, self.spec.objective.direction)
-            keep_member(self.run_dir / ENSEMBLE_DIR, model, record, ranked, self.spec.final.ensemble)
+            keep_member(self.run_dir / ENSEMBLE_DIR, model, record, ranked, self.spec.ensemble_size)

@@ -1,13 +1,15 @@
 """The models kept after a search: the best configuration refit on training + validation
-images, and an optional ensemble of the top trials' models.
+images, and an ensemble of the top trials' models.
 
 ``final: {refit: true}`` (the default of ``strategy: auto``) trains the best trial's
 configuration once more on every training image (the validation images included) for
 the epochs its learning curve supports (:func:`refit_epochs`), inside what is left of
 the time budget, and keeps it as ``best.keras`` (when the budget cuts it short of the
-search's best trial's epochs, the search's best model stays the kept one).  ``final: {ensemble: K}`` averages the
-predicted probabilities of the top ``K`` fully trained trials' models (kept as the
-search runs, :meth:`SearchContext.keep_for_ensemble`).  What was done is returned and
+search's best trial's epochs, the search's best model stays the kept one).
+``final: {ensemble: K}`` (5 by default with ``strategy: auto``) then chooses, on the
+validation images, an ensemble among the top ``K`` fully trained trials' models (kept as
+the search runs) and the final model, and keeps it as ``best.keras`` when it has more than
+one member (:func:`automnist.ensemble.choose_ensemble`).  What was done is returned and
 stored in the run's config under ``final``; the report shows the search's best, the
 refit and the ensemble on the test set side by side.
 
@@ -29,6 +31,7 @@ import numpy as np
 from automnist.artifacts import ENSEMBLE_DIR, save_best_model
 from automnist.budget import SAFETY
 from automnist.callbacks import plateau_callback
+from automnist.ensemble import choose_ensemble, ensemble_probabilities, ensemble_summary
 from automnist.records import TrialRecord, objective_direction, ranked_trials
 from automnist.runner import run_trial
 from automnist.spec import EarlyStoppingSpec
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from automnist.context import SearchContext
 
 __all__ = ["refit_epochs", "finish", "ensemble_probabilities", "long_training", "finalists", "race_summary",
-           "LONG_EPOCHS", "RACE_EPOCHS"]
+           "ensemble_summary", "kept_model", "ensemble_seconds", "ENSEMBLE_DIR", "LONG_EPOCHS", "RACE_EPOCHS"]
 
 #: When the search compared configurations on a subset of the training images, the final
 #: model trains on all of them for up to this many times ``search.epochs`` epochs.
@@ -81,31 +84,40 @@ def finish(ctx: SearchContext) -> dict[str, Any]:
     dict
         ``search_best`` (the trial, its objective and test accuracy), and when done,
         ``refit`` (epochs, images, seconds, test accuracy and loss) and ``ensemble``
-        (members, test accuracy); empty when nothing was done.
+        (members, weights, test accuracy, whether it is the kept model); empty when nothing
+        was done.
     """
     spec, best = ctx.spec, ctx.best
     if best is None or best.status != "ok":
         return {}
-    if not (spec.refits or spec.final.ensemble > 1):
+    if not (spec.refits or spec.ensemble_size > 1):
         if spec.search.cv:  # k-fold CV kept no single model: train one on the training split
             _refit_cv_best(ctx, best)
         return {}
     note: dict[str, Any] = {"search_best": {
         "trial_id": best.trial_id, spec.objective.name: best.objective(spec.objective.name),
         "test_accuracy": best.metrics.get("test_accuracy"), "epochs": best.epochs, "images": best.images}}
+    # the ensemble comes last: the final model's training leaves it the time it is planned to take
+    end = None if ctx.deadline is None else ctx.deadline - ensemble_seconds(ctx)
     if spec.refits:
-        note["refit"] = _refit(ctx, best)
-    if spec.final.ensemble > 1:
-        note["ensemble"] = _ensemble(ctx)
+        note["refit"] = _refit(ctx, best, end)
+    if spec.ensemble_size > 1:
+        note["ensemble"] = choose_ensemble(ctx, note.get("refit") or {})
     return note
 
 
-def _epochs_that_fit(ctx: SearchContext, best: TrialRecord, epochs: int) -> int:
-    """How many of ``epochs`` refit epochs end before the deadline, judged by what an epoch
+def ensemble_seconds(ctx: SearchContext) -> float:
+    """The time kept for choosing and saving the ensemble after the final model
+    (:meth:`automnist.budget.BudgetPlan.ensemble_seconds`; none without a plan)."""
+    return 0.0 if ctx.plan is None else ctx.plan.ensemble_seconds()
+
+
+def _epochs_that_fit(ctx: SearchContext, best: TrialRecord, epochs: int, end: float | None) -> int:
+    """How many of ``epochs`` refit epochs end before ``end``, judged by what an epoch
     of ``best`` cost (scaled to the refit's images; one epoch more for tracing the graph)."""
-    if ctx.deadline is None:
+    if end is None:
         return epochs
-    left = ctx.deadline - time.time()
+    left = end - time.time()
     if ctx.plan is not None and ctx.plan.refit_seconds(best.trial_id, 1) is not None:
         return ctx.plan.refit_epochs_within(best.trial_id, left, epochs)  # the strategy's own measurements
     trained = sum(1 for h in best.history if h["fold"] == 0 and h["metric"] == "loss") or best.epochs or 1
@@ -113,11 +125,11 @@ def _epochs_that_fit(ctx: SearchContext, best: TrialRecord, epochs: int) -> int:
     return max(0, min(epochs, int(left / (SAFETY * per_epoch)) - 1))
 
 
-def _refit(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
+def _refit(ctx: SearchContext, best: TrialRecord, end: float | None) -> dict[str, Any]:
     if ctx.plan is not None and ctx.plan.final_share is not None:
-        return _train_on_all(ctx, best)  # the search compared configurations on a subset
+        return _train_on_all(ctx, best, end)  # the search compared configurations on a subset
     planned = refit_epochs(best, ctx.spec.objective.name, ctx.spec.objective.direction)
-    epochs = _epochs_that_fit(ctx, best, planned)
+    epochs = _epochs_that_fit(ctx, best, planned, end)
     out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned}
     if epochs < min(planned, best.epochs):  # no time left to train as long as the search's best did
         return {**out, "status": "skipped", "epochs": 0, "kept": False,
@@ -127,7 +139,7 @@ def _refit(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
         # cut short by the budget, the refit is kept only if it still trained as long as the search's best
         return record.status == "ok" and (record.stop_reason != "budget" or record.epochs >= best.epochs)
 
-    record = _train_final(ctx, best, "refit", keep, out, epochs=epochs, holdout=False, deadline=ctx.deadline)
+    record = _train_final(ctx, best, "refit", keep, out, epochs=epochs, holdout=False, deadline=end)
     if record.error:
         out["error"] = record.error + ("; the search's best model is kept instead" if not out["kept"] else "")
     return out
@@ -160,7 +172,7 @@ def _run_final(ctx: SearchContext, best: TrialRecord, suffix: str, **how: Any) -
                      split_seed=ctx.spec.search.seed, **how)
 
 
-def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
+def _train_on_all(ctx: SearchContext, best: TrialRecord, end: float | None) -> dict[str, Any]:
     """The search ran on a subset of the training images (:mod:`automnist.strategies.subset`):
     train the best configuration on every image of the training split, for as many epochs as
     the rest of the budget allows (at most :data:`LONG_EPOCHS` times ``search.epochs``; the
@@ -171,7 +183,7 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
     spec, plan = ctx.spec, ctx.plan
     objective = spec.objective.name
     planned = LONG_EPOCHS * spec.search.epochs
-    left = math.inf if ctx.deadline is None else ctx.deadline - time.time()
+    left = math.inf if end is None else end - time.time()
     searched = best.objective(objective)
     out: dict[str, Any] = {"trial_id": best.trial_id, "planned_epochs": planned, "on": "all training images"}
     if plan is not None and plan.ended:
@@ -189,7 +201,7 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord) -> dict[str, Any]:
 
     # the epochs that fit are only predicted (from the subset's epochs): it trains toward ``planned`` and the
     # deadline ends it, after the epoch that leaves no room for another and for scoring and saving the model
-    deadline = None if ctx.deadline is None else ctx.deadline - (plan.overhead() if plan is not None else 0.0)
+    deadline = None if end is None else end - (plan.overhead() if plan is not None else 0.0)
     chosen, how = best, {**long_training(planned, monitor), "deadline": deadline}
     rivals = finalists(ctx, best)
     if len(rivals) > 1 and (plan is None or plan.refit_epochs_within(best.trial_id, left, RACE_MIN_EPOCHS)
@@ -260,6 +272,13 @@ def race_summary(refit: dict[str, Any]) -> str | None:
             f"{race.get('winner')} went on")
 
 
+def kept_model(final: dict[str, Any]) -> str:
+    """Which model of a search's ``final`` note is ``best.keras``: ``ensemble``, ``refit`` or ``search``."""
+    if (final.get("ensemble") or {}).get("kept"):
+        return "ensemble"
+    return "refit" if (final.get("refit") or {}).get("kept") else "search"
+
+
 def long_training(epochs: int, monitor: str) -> dict[str, Any]:
     """:func:`automnist.runner.run_trial`'s arguments for the final model trained on all images:
     up to ``epochs`` epochs, the learning rate reduced when the validation loss stalls, and the
@@ -284,24 +303,3 @@ def _refit_cv_best(ctx: SearchContext, best: TrialRecord) -> None:
     _run_final(ctx, best, "refit", epochs=best.epochs or ctx.spec.search.epochs, cv=None, on_model=save)
 
 
-def _ensemble(ctx: SearchContext) -> dict[str, Any]:
-    """Average the kept members' test probabilities (the test set is only scored, never
-    used to choose)."""
-    import keras
-
-    directory = ctx.run_dir / ENSEMBLE_DIR
-    members = sorted(directory.glob("*.keras")) if directory.is_dir() else []
-    ds = ctx.dataset
-    if not members or ds.x_test is None or not len(ds.x_test):
-        return {"members": [p.stem for p in members], "test_accuracy": None}
-    probs = [np.asarray(keras.saving.load_model(p, safe_mode=True).predict(ds.x_test, batch_size=512, verbose=0),
-                        dtype=np.float32) for p in members]
-    keras.backend.clear_session(free_memory=True)
-    mean = ensemble_probabilities(probs)
-    accuracy = float(np.mean(mean.argmax(axis=1) == np.asarray(ds.y_test)))
-    return {"members": [p.stem for p in members], "test_accuracy": accuracy}
-
-
-def ensemble_probabilities(probs: list[np.ndarray]) -> np.ndarray:
-    """The ensemble's class probabilities: the mean of its members'."""
-    return np.mean(np.stack(probs), axis=0)

@@ -17,7 +17,7 @@ from pathlib import Path
 from automnist.cli.outputs import export_mlflow, final_report, report_all, search_listeners
 from automnist.data import available_datasets
 from automnist.errors import SpecError, StoreError
-from automnist.final import race_summary
+from automnist.final import ensemble_summary, kept_model, race_summary
 from automnist.predict import export_model, predict_images
 from automnist.records import ranked_trials
 from automnist.runs import SearchResult
@@ -73,7 +73,8 @@ def _print_final(final: dict) -> None:
     """The models kept after the search (refit, ensemble), when there are any."""
     refit, ensemble = final.get("refit"), final.get("ensemble")
     if refit:
-        what = "kept" if refit.get("kept") else f"not kept ({refit.get('error') or 'cut by the budget'})"
+        what = ("in the ensemble" if kept_model(final) == "ensemble" else "kept") if refit.get("kept") else \
+            f"not kept ({refit.get('error') or 'cut by the budget'})"
         test = refit.get("test_accuracy")
         for line in (refit.get("search_ended"), race_summary(refit)):
             if line:
@@ -81,7 +82,8 @@ def _print_final(final: dict) -> None:
         print(f"refit of trial {refit['trial_id']} on {refit.get('images')} images for {refit['epochs']} epochs: "
               f"test accuracy {'-' if test is None else f'{test:.4f}'}, {what}")
     if ensemble and ensemble.get("test_accuracy") is not None:
-        print(f"ensemble of trials {', '.join(ensemble['members'])}: test accuracy {ensemble['test_accuracy']:.4f}")
+        print(f"{ensemble_summary(ensemble)}: test accuracy {ensemble['test_accuracy']:.4f}, "
+              f"{'kept' if ensemble.get('kept') else 'not kept'}")
 
 
 def _search_and_report(spec: SearchSpec, args: argparse.Namespace, *, run_name: str | None, resume: bool) -> int:

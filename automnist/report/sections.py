@@ -13,7 +13,7 @@ import pandas as pd
 
 from automnist import plots
 from automnist.aggregate import classification_report_frame, param_columns, param_name
-from automnist.final import race_summary
+from automnist.final import ensemble_summary, kept_model, race_summary
 from automnist.report.blocks import (
     Block,
     Section,
@@ -96,19 +96,23 @@ def final_section(final: dict[str, Any], sid: str, level: int) -> Section:
     refit on training + validation images, the ensemble of the top trials."""
     rows = []
     best = final["search_best"]
+    kept = kept_model(final)
     rows.append(("search's best trial", str(best.get("trial_id")), best.get("epochs"), best.get("images"),
-                 best.get("test_accuracy"), "" if final.get("refit", {}).get("kept") else "kept"))
+                 best.get("test_accuracy"), "kept" if kept == "search" else ""))
     refit = final.get("refit")
     if isinstance(refit, dict):
         label = f"trained on {refit['on']}" if refit.get("on") else "refit on training + validation"
+        used = ("in the ensemble" if kept == "ensemble" else "kept") if refit.get("kept") else \
+            refit.get("error") or "not kept"
         rows.append((label, str(refit.get("trial_id")), refit.get("epochs"),
                      refit.get("images"), refit.get("test_accuracy"),
-                     "; ".join(str(n) for n in ("kept" if refit.get("kept") else refit.get("error") or "not kept",
-                                                 refit.get("search_ended"), race_summary(refit)) if n)))
+                     "; ".join(str(n) for n in (used, refit.get("search_ended"), race_summary(refit)) if n)))
     ensemble = final.get("ensemble")
     if isinstance(ensemble, dict):
         rows.append((f"ensemble of {len(ensemble.get('members') or [])}", ", ".join(ensemble.get("members") or []),
-                     None, None, ensemble.get("test_accuracy"), "mean of the members' probabilities"))
+                     None, None, ensemble.get("test_accuracy"),
+                     "; ".join(n for n in ("kept" if kept == "ensemble" else ensemble.get("error"),
+                                           ensemble_summary(ensemble)) if n)))
     frame = pd.DataFrame(rows, columns=["model", "trials", "epochs", "images", "test_accuracy", "note"])
     return Section(sid, "Final model", level, [table_block(
         frame, "search score and final models on the test set",

@@ -183,18 +183,23 @@ class EarlyStoppingSpec:
     min_delta: float = 0.0
 
 
+#: The ensemble's candidates with ``strategy: auto`` when ``final.ensemble`` is not given.
+AUTO_ENSEMBLE = 5
+
+
 @dataclass(frozen=True)
 class FinalSpec:
     """What is kept after a search (the ``final:`` section).
 
     ``refit``: train the best configuration again on training + validation images for the
     epoch count its learning curve supports, and keep that model (None: only for
-    ``strategy: auto``).  ``ensemble``: also average the predicted probabilities of the
-    top ``ensemble`` fully trained trials' models (1: no ensemble).
+    ``strategy: auto``).  ``ensemble``: choose an ensemble among the top ``ensemble`` fully
+    trained trials' models (and the final model) on the validation images, and keep it when
+    it has more than one member (1: no ensemble; None: 5 for ``strategy: auto``, else 1).
     """
 
     refit: bool | None = None
-    ensemble: int = 1
+    ensemble: int | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 from automnist.errors import SpecError
 from automnist.records import plain_value
 from automnist.spec.model import (
+    AUTO_ENSEMBLE,
     ChoiceParam,
     DataSpec,
     DenoiseSpec,
@@ -141,6 +142,14 @@ class SearchSpec:
     def refits(self) -> bool:
         """Whether the best configuration is refit on training + validation data after the search."""
         return self.search.strategy == "auto" if self.final.refit is None else self.final.refit
+
+    @property
+    def ensemble_size(self) -> int:
+        """How many of the top trials' models the ensemble chooses from (1: no ensemble):
+        ``final.ensemble``, by default :data:`AUTO_ENSEMBLE` for ``strategy: auto``."""
+        if self.final.ensemble is not None:
+            return self.final.ensemble
+        return AUTO_ENSEMBLE if self.search.strategy == "auto" else 1
 
     @property
     def hash(self) -> str:

@@ -183,7 +183,8 @@ def run(ctx: SearchContext, shared: Any = None) -> None:
     # not with --workers (each worker would measure and size its own; the chief makes the final model)
     images, on_all = search_images(ctx, n_fit, ctx.finished_trials()) if shared is None else (None, False)
     plan = BudgetPlan(ctx.deadline, fit_images=images or n_fit, refit_images=n_fit if on_all else n_train,
-                      reserve_final=spec.refits, budget=s.time_budget, final_share=FINAL_SHARE if on_all else None)
+                      reserve_final=spec.refits, budget=s.time_budget, final_share=FINAL_SHARE if on_all else None,
+                      ensemble=spec.ensemble_size)
     ctx.plan = plan
     study = _study(spec) if shared is None else shared.study
     for point in starting_points(spec) if shared is None else ():  # a portfolio of known-good configurations first
