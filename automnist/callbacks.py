@@ -35,7 +35,9 @@ def nan_callback() -> Any:
 
 def deadline_callback(deadline: float) -> Any:
     """Stop at the end of an epoch when the next epoch, as long as the slowest one so far,
-    would end after ``deadline`` (``time.time()`` seconds)."""
+    would end after ``deadline`` (``time.time()`` seconds).  The first epoch also traces the
+    graph: once a later one is seen, only the later ones count (a refit planned to end just
+    before its deadline was otherwise cut one epoch short, and thrown away)."""
     import keras
 
     class Deadline(keras.callbacks.Callback):
@@ -43,16 +45,17 @@ def deadline_callback(deadline: float) -> Any:
             super().__init__()
             self.stop_reason: str | None = None
             self._epoch_start = 0.0
-            self._slowest = 0.0
+            self._seconds: list[float] = []
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._epoch_start = time.time()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             now = time.time()
-            self._slowest = max(self._slowest, now - self._epoch_start)
+            self._seconds.append(now - self._epoch_start)
+            slowest = max(self._seconds[1:] or self._seconds)
             last = epoch + 1 >= int(self.params.get("epochs") or 0)
-            if not last and now + self._slowest >= deadline:
+            if not last and now + slowest >= deadline:
                 self.stop_reason = "budget"
                 self.model.stop_training = True
 

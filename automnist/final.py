@@ -102,7 +102,12 @@ def finish(ctx: SearchContext) -> dict[str, Any]:
     if spec.refits:
         note["refit"] = _refit(ctx, best, end)
     if spec.ensemble_size > 1:
-        note["ensemble"] = choose_ensemble(ctx, note.get("refit") or {})
+        try:
+            note["ensemble"] = choose_ensemble(ctx, note.get("refit") or {})
+        except Exception as exc:  # noqa: BLE001 - the kept model (refit or search's best) stays as it was
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            note["ensemble"] = {"members": [], "kept": False,
+                                "error": f"the ensemble failed ({why}); the single model is kept"}
     return note
 
 

@@ -114,3 +114,36 @@ def test_final_ensemble_one_keeps_a_single_model(results_dir):
     assert "ensemble" not in result.final and kept_model(result.final) in ("refit", "search")
     assert not (result.run_dir / ENSEMBLE_DIR).exists()
     assert str(np.load(result.run_dir / "predictions.npz")["trial_id"]) != "ensemble"
+
+
+def test_a_damaged_member_leaves_the_kept_model_as_it_was(tmp_path):
+    """The ensemble comes after the final model: when it fails (here a member's file is
+    damaged), the note says why in one line and ``best.keras`` is untouched."""
+    import types
+
+    from automnist.artifacts import save_best_model
+    from automnist.final import finish
+    from automnist.records import TrialRecord
+
+    spec = parse_spec({"name": "d", "data": {"dataset": "digits"}, "params": {"batch_size": 64},
+                       "search": {"strategy": "random", "epochs": 1}, "final": {"refit": False, "ensemble": 2}})
+    ds = prepare_data(spec)
+    keras.utils.set_random_seed(0)
+    model = build_model({"filters": 8, "conv_layers": 1, "units": 16, "loss": "sparse_categorical_crossentropy"},
+                        ds.x_train.shape[1:], ds.n_classes)
+    model.fit(ds.x_train, ds.y_train, epochs=1, batch_size=64, verbose=0)
+    save_best_model(model, ds, tmp_path, "0000")
+    (tmp_path / ENSEMBLE_DIR).mkdir()
+    model.save(tmp_path / ENSEMBLE_DIR / "0000.keras")
+    (tmp_path / ENSEMBLE_DIR / "0001.keras").write_bytes(b"not a keras file")
+    trials = [TrialRecord(f"000{i}", i, {"filters": 8}, status="ok", epochs=1, max_epochs=1,
+                          metrics={"val_accuracy": 0.9 - i / 10}) for i in range(2)]
+    assert all(t.fully_trained for t in trials)
+    before = (tmp_path / "best.keras").read_bytes()
+    ctx = types.SimpleNamespace(spec=spec, best=trials[0], trials=trials, run_dir=tmp_path, dataset=ds,
+                                data=ds, deadline=None, plan=None)
+    note = finish(ctx)
+    assert note["ensemble"]["kept"] is False and note["ensemble"]["error"].startswith("the ensemble failed (")
+    assert "\n" not in note["ensemble"]["error"] and kept_model(note) == "search"
+    assert (tmp_path / "best.keras").read_bytes() == before
+    assert str(np.load(tmp_path / "predictions.npz")["trial_id"]) == "0000"

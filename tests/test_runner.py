@@ -106,3 +106,38 @@ def test_trials_do_not_leave_traced_graphs_registered(small_data):
     for i in range(3):
         assert run_trial(FAST, small_data, trial_id=str(i), epochs=1, seed=i).status == "ok"
     assert custom_gradients() == before
+
+
+def test_the_deadline_counts_the_first_epoch_only_until_a_later_one_is_seen(monkeypatch):
+    """The first epoch also traces the graph: a 30 s first epoch and 10 s later ones leave
+    room for one more 10 s epoch 15 s before the deadline (not for a second 30 s one)."""
+    import keras
+
+    from automnist import callbacks
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(callbacks.time, "time", lambda: clock["now"])
+    deadline = 1000.0 + 30 + 10 + 10 + 15
+    cb = callbacks.deadline_callback(deadline)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.stop_training = False  # fit sets it before the first epoch
+    cb.set_model(model)
+    cb.set_params({"epochs": 9})
+    stopped_after = None
+    for epoch, seconds in enumerate((30, 10, 10, 10, 10)):
+        cb.on_epoch_begin(epoch)
+        clock["now"] += seconds
+        cb.on_epoch_end(epoch)
+        if cb.model.stop_training:
+            stopped_after = epoch + 1
+            break
+    # after 3 epochs 15 s are left: one more 10 s epoch fits (the first's 30 s no longer counts); after 4, 5 s
+    assert stopped_after == 4 and cb.stop_reason == "budget"
+    one = callbacks.deadline_callback(1000.0 + 30 + 25)  # after only the first epoch, it is the measure
+    one.set_model(cb.model)
+    one.set_params({"epochs": 9})
+    clock["now"], cb.model.stop_training = 1000.0, False
+    one.on_epoch_begin(0)
+    clock["now"] += 30
+    one.on_epoch_end(0)
+    assert cb.model.stop_training and one.stop_reason == "budget"

@@ -31,8 +31,10 @@
   when it stalls, leaving the final model more time.
 * **Fully trained candidates**: the first trial is never pruned (nothing to compare it
   with), the best trial is chosen among fully trained trials first
-  (:func:`automnist.records.rank_key`), and the kept model is the refit or, when the
-  budget leaves no room for it, the best trial's own model.
+  (:func:`automnist.records.rank_key`), and the kept model is the ensemble chosen on the
+  validation images among the top fully trained trials' models and the refit
+  (:mod:`automnist.ensemble`), or with a single member, the refit or, when the budget leaves
+  no room for it, the best trial's own model.
 
 Every trial goes through :meth:`SearchContext.evaluate` and the store; a resumed run
 replays its stored trials into the sampler (the same seed proposes the same
