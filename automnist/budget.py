@@ -46,7 +46,8 @@ class BudgetPlan:
     final_share : float, optional
         Keep this share of the budget for the final model instead of the time its refit is
         predicted to take (``strategy: auto`` searching on a subset of a large data set: the
-        final model trains on every training image for as long as that share allows).
+        final model trains on every training image for as long as that share allows); the
+        ensemble's time is kept on top of it.
     ended : str, optional
         Why the search ended before its planned end (set by the strategy; the final model's
         note repeats it).
@@ -164,16 +165,20 @@ class BudgetPlan:
                 return n
         return 0
 
-    def ensemble_seconds(self) -> float:
+    def ensemble_seconds(self, members: int | None = None) -> float:
         """Seconds to keep for the ensemble after the final model: loading, scoring and saving
-        its candidates (and the final model), about a trial's overhead each."""
-        return SAFETY * (self.ensemble + 1) * self.overhead() if self.ensemble > 1 else 0.0
+        its candidates, about a trial's overhead each.  The candidates are the final model and
+        ``members`` trials' models (before the search ends, as many as :attr:`ensemble` allows)."""
+        if self.ensemble < 2:
+            return 0.0
+        candidates = 1 + (self.ensemble if members is None else min(members, self.ensemble))
+        return SAFETY * candidates * self.overhead() if candidates > 1 else 0.0
 
     def reserve(self, trial_id: str | None, epochs: int) -> float:
         """Seconds to keep for refitting ``trial_id``'s configuration for ``epochs`` epochs,
         and for the ensemble after it."""
         if self.reserve_final and self.final_share is not None and self.budget is not None:
-            return self.final_share * self.budget
+            return self.final_share * self.budget + self.ensemble_seconds()
         cost = self.refit_seconds(trial_id, epochs) if self.reserve_final else None
         if cost is None:
             return self.ensemble_seconds()

@@ -112,9 +112,12 @@ def finish(ctx: SearchContext) -> dict[str, Any]:
 
 
 def ensemble_seconds(ctx: SearchContext) -> float:
-    """The time kept for choosing and saving the ensemble after the final model
-    (:meth:`automnist.budget.BudgetPlan.ensemble_seconds`; none without a plan)."""
-    return 0.0 if ctx.plan is None else ctx.plan.ensemble_seconds()
+    """The time kept for choosing and saving the ensemble after the final model, for the
+    members the search kept (:meth:`automnist.budget.BudgetPlan.ensemble_seconds`; none
+    without a plan)."""
+    if ctx.plan is None:
+        return 0.0
+    return ctx.plan.ensemble_seconds(members=len(list((ctx.run_dir / ENSEMBLE_DIR).glob("*.keras"))))
 
 
 def _epochs_that_fit(ctx: SearchContext, best: TrialRecord, epochs: int, end: float | None) -> int:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from automnist.budget import FIXED_WORK, BudgetPlan
+from automnist.budget import FIXED_WORK, SAFETY, BudgetPlan
 from automnist.cost import forward_macs
 from automnist.records import TrialRecord
 from automnist.spec import parse_spec
@@ -97,3 +97,27 @@ def test_too_costly_proposals_are_not_trained() -> None:
     short._work, short._first, short._costs = plan._work, plan._first, plan._costs
     why = _too_costly(ctx_short, short, "0004", costly, rungs, 60.0, (None, 10))
     assert why is not None and "first 1 epoch(s)" in why
+
+
+def test_the_ensemble_time_is_kept_on_top_of_the_final_model_share() -> None:
+    # a search on a subset keeps a fixed share of the budget for the final model: the ensemble's
+    # time comes on top of it, not out of it (a slow machine once left the final model no epoch)
+    plan = BudgetPlan(deadline=None, fit_images=1000, refit_images=1100, budget=100.0, final_share=0.45, ensemble=5)
+    plan.set_work("a", 1e6)
+    for seconds in (3.0, 1.0, 1.0):
+        plan.epoch_done("a", seconds)
+    for overhead in (1.0, 2.0, 3.0):
+        plan.trial_done(5.0 + overhead, 5.0)
+    # about a trial's overhead (the median, 2 s) per candidate: the final model and up to 5 members
+    assert plan.ensemble_seconds() == pytest.approx(SAFETY * 6 * 2.0)
+    assert plan.ensemble_seconds(members=2) == pytest.approx(SAFETY * 3 * 2.0)
+    assert plan.ensemble_seconds(members=9) == plan.ensemble_seconds()
+    assert plan.reserve("a", 3) == pytest.approx(45.0 + SAFETY * 6 * 2.0)
+    # without an ensemble nothing is kept for it; a refit is priced from its epochs
+    single = BudgetPlan(deadline=None, fit_images=1000, refit_images=1100, budget=100.0, ensemble=1)
+    single._costs, single._first, single._overheads = plan._costs, plan._first, plan._overheads
+    assert single.ensemble_seconds() == 0.0
+    refit = single.refit_seconds("a", 3)
+    assert single.reserve("a", 3) == pytest.approx(SAFETY * refit)
+    plan.final_share = None
+    assert plan.reserve("a", 3) == pytest.approx(SAFETY * refit + SAFETY * 6 * 2.0)

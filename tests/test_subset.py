@@ -101,7 +101,7 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     monkeypatch.setattr(subset, "TYPICAL", 0.1)
     monkeypatch.setattr(subset, "STALL_TRIALS", 2)  # so that it stalls inside a short search
     spec = parse_spec({"name": "sub", "data": {"dataset": "digits"}, "params": SPACE,
-                       "search": {"epochs": 3, "time_budget": 45, "seed": 0, "max_trials": 8}})
+                       "search": {"epochs": 3, "time_budget": 60, "seed": 0, "max_trials": 8}})
     result = run_search(spec, results_dir=results_dir, run_name="s", progress=False)
     trained = [t for t in result.trials if t.status == "ok"]
     (tr, _), = split_indices(load_dataset("digits").y_train, cv=None, validation_split=0.2, seed=0)
