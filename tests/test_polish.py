@@ -3,6 +3,7 @@ live report, the runs index and the notebook API."""
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -71,6 +72,32 @@ def test_the_command_prints_no_tensorflow_lines(polish_runs: PolishRuns):
     assert TF_NOISE.search(polish_runs.stderr) is None, polish_runs.stderr
     assert polish_runs.stderr == "", polish_runs.stderr  # no traceback for the infeasible trial either
     assert "run first: 2 trials (1 ok, 0 failed, 1 infeasible)" in polish_runs.stdout
+
+
+def test_tensorflow_start_up_lines_are_dropped_from_the_c_level_stderr_and_errors_kept(capfd):
+    """TensorFlow 2.21 logs its oneDNN line through absl before TF_CPP_MIN_LOG_LEVEL applies
+    (on CPUs where oneDNN is on by default): these are lines it printed on this machine."""
+    from automnist.logs import _TF_START_UP, _filtered_stderr
+
+    printed = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        "I0000 00:00:1796264890.317939   14262 port.cc:153] oneDNN custom operations are on. You may see "
+        "slightly different numerical results due to floating-point round-off errors from different "
+        "computation orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n",
+        "I0000 00:00:1796264890.345774   14262 cpu_feature_guard.cc:227] This TensorFlow binary is optimized "
+        "to use available CPU instructions in performance-critical operations.\n",
+        "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow "
+        "with the appropriate compiler flags.\n",
+        "E0000 00:00:1796264890.4   14262 cuda_dnn.cc:8] an error that must show\n",
+        "ImportError: libfoo.so: cannot open shared object file\n",
+    ]
+    with _filtered_stderr(_TF_START_UP):
+        for line in printed:
+            os.write(2, line.encode())
+    err = capfd.readouterr().err
+    assert err == printed[4] + printed[5]
+    os.write(2, b"after\n")  # fd 2 is back where it was
+    assert capfd.readouterr().err == "after\n"
 
 
 def test_automnist_warnings_print_once_in_its_own_words(capsys):
