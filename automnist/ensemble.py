@@ -100,8 +100,9 @@ def choose_ensemble(ctx: SearchContext, refit: dict[str, Any]) -> dict[str, Any]
     test set (which is only scored, never used to choose).
 
     Candidates, best first: the final model trained on the training split (when the search
-    ran on a subset and that model was kept), then the top ``final.ensemble`` fully trained
-    trials' models (kept as the search ran).  A refit on training + validation images has
+    ran on a subset and that model was kept) and the models of its configuration trained from
+    other seeds in the time it left (:func:`automnist.final._more_members`), then the top
+    ``final.ensemble`` fully trained trials' models (kept as the search ran).  A refit on training + validation images has
     no validation score of its own: it joins the chosen ensemble as its configuration's twin,
     with the weight of that configuration's search model.  Without one validation split
     (k-fold CV, or a validation split tuned per trial) the members are weighted equally."""
@@ -116,7 +117,9 @@ def choose_ensemble(ctx: SearchContext, refit: dict[str, Any]) -> dict[str, Any]
     twin = None  # the refit on training + validation images, joining as its configuration's twin
     if refit.get("kept") and (ctx.run_dir / MODEL_FILE).is_file():
         if refit.get("on"):  # trained on the training split: scored on the validation images like the others
-            paths = {f"{refit['trial_id']}-all": ctx.run_dir / MODEL_FILE, **paths}
+            more = {str(m["trial_id"]): ctx.run_dir / ENSEMBLE_DIR / f"{m['trial_id']}.keras"
+                    for m in refit.get("members") or [] if m.get("saved")}  # other seeds, in the time left
+            paths = {f"{refit['trial_id']}-all": ctx.run_dir / MODEL_FILE, **more, **paths}
         elif str(refit.get("trial_id")) in paths:
             twin = f"{refit['trial_id']}-refit"
     if len(paths) + (twin is not None) < 2:

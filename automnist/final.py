@@ -16,7 +16,9 @@ refit and the ensemble on the test set side by side.
 When ``strategy: auto`` compared configurations on a subset of a large training set
 (:mod:`automnist.strategies.subset`), the refit is instead a longer training of the best
 configuration on every training image, inside the share of the budget kept for it, with
-the validation images choosing its best epoch and whether it is kept.
+the validation images choosing its best epoch and whether it is kept; once it has
+converged, the time it leaves trains more models of its configuration from other seeds,
+candidates of the ensemble (:func:`_more_members`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from automnist.context import SearchContext
 
 __all__ = ["refit_epochs", "finish", "ensemble_probabilities", "long_training", "finalists", "race_summary",
+           "members_summary",
            "ensemble_summary", "kept_model", "ensemble_seconds", "ENSEMBLE_DIR", "LONG_EPOCHS", "RACE_EPOCHS"]
 
 #: When the search compared configurations on a subset of the training images, the final
@@ -51,6 +55,13 @@ LONG_EPOCHS = 5
 RACE_EPOCHS = 2
 RACE_MIN_EPOCHS = 8
 RACE_DIR = "final-race"
+#: The final model on every image has converged when its validation score has not improved
+#: for this many epochs (its learning rate, divided by 5 after 2 epochs without progress,
+#: has then been cut 3 times): it stops and leaves the time to another member.
+CONVERGED_EPOCHS = 8
+#: At most this many more models of the final configuration (other seeds) are trained on
+#: every image, in the time the first leaves, as candidates of the ensemble.
+MORE_MEMBERS = 3
 
 
 def refit_epochs(record: TrialRecord, objective: str, direction: str | None = None) -> int:
@@ -175,9 +186,9 @@ def _run_final(ctx: SearchContext, best: TrialRecord, suffix: str, **how: Any) -
     """Train ``best``'s configuration as a final model does (trial id ``<best>-<suffix>``, the
     search's validation split and seeds; ``how``: :func:`automnist.runner.run_trial`'s other
     arguments)."""
+    how.setdefault("seed", best.seed)
     return run_trial(best.params, ctx.data, trial_id=f"{best.trial_id}-{suffix}", model=ctx.spec.model,
-                     validation_split=ctx.spec.data.validation_split, seed=best.seed,
-                     split_seed=ctx.spec.search.seed, **how)
+                     validation_split=ctx.spec.data.validation_split, split_seed=ctx.spec.search.seed, **how)
 
 
 def _train_on_all(ctx: SearchContext, best: TrialRecord, end: float | None) -> dict[str, Any]:
@@ -221,12 +232,58 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord, end: float | None) -> d
     record = _train_final(ctx, chosen, "all", keep, out, **how)
     out.update({objective: record.objective(objective), "best_epoch": record.metrics.get("best_epoch")})
     shutil.rmtree(ctx.run_dir / RACE_DIR, ignore_errors=True)
+    if out["kept"] and spec.ensemble_size > 1 and end is not None:
+        out["members"] = _more_members(ctx, chosen, record, end, monitor)
     if record.error:
         out["error"] = record.error
     if not out["kept"]:
         out["error"] = (out.get("error") or "no better than the search's best on the validation images") + \
             "; the search's best model is kept"
     return out
+
+
+def _more_members(ctx: SearchContext, chosen: TrialRecord, first: TrialRecord, end: float,
+                  monitor: str) -> list[dict[str, Any]]:
+    """Train more models of ``chosen``'s configuration on every training image, from other
+    seeds, while the time left before ``end`` holds one trained as long as ``first`` needed to
+    reach its best epoch (priced at ``first``'s own seconds per epoch, stretched by
+    :data:`~automnist.budget.SAFETY`, and one more candidate for the ensemble to score).  Each
+    is saved in ``ENSEMBLE_DIR`` as ``<trial>-all<k>`` for :func:`automnist.ensemble.choose_ensemble`
+    to weigh on the validation images against the first and the search's models.
+
+    The final model stops once it has converged (:data:`CONVERGED_EPOCHS`), often well before
+    the budget ends when the search stalled early; models of the same configuration from other
+    seeds make different errors, and their average is the cheapest gain left (seed ensembles,
+    as AutoGluon's bagged models): on Fashion-MNIST the first model had its best epoch at 29
+    of 50 and 10 of 30 minutes were left unused (``results/README.md``)."""
+    needed = int(first.metrics.get("best_epoch") or first.epochs)
+    trained = sum(1 for h in first.history if h["fold"] == 0 and h["metric"] == "loss")  # in this fit
+    if first.status != "ok" or needed < 1 or trained < 1:
+        return []
+    per_epoch = first.duration_s / trained  # its evaluation and saving included: on the safe side
+    spec, overhead = ctx.spec, ctx.plan.overhead() if ctx.plan is not None else 0.0
+    members: list[dict[str, Any]] = []
+    for k in range(2, 2 + MORE_MEMBERS):
+        deadline = end - SAFETY * overhead  # the ensemble scores one more candidate
+        if SAFETY * (per_epoch * needed + overhead) > deadline - time.time():
+            break
+        path = ctx.run_dir / ENSEMBLE_DIR / f"{chosen.trial_id}-all{k}.keras"
+
+        def save(model: Any, record: TrialRecord, path: Path = path) -> None:
+            value = record.objective(spec.objective.name)
+            if record.status == "ok" and value is not None and math.isfinite(value):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                model.save(path)
+
+        t0 = time.time()
+        record = _run_final(ctx, chosen, f"all{k}", seed=chosen.seed + 1000 * (k - 1), on_model=save,
+                            deadline=deadline - overhead, **long_training(LONG_EPOCHS * spec.search.epochs, monitor))
+        members.append({"trial_id": record.trial_id, "status": record.status, "epochs": record.epochs,
+                        "best_epoch": record.metrics.get("best_epoch"), "seconds": round(time.time() - t0, 2),
+                        spec.objective.name: record.objective(spec.objective.name),
+                        "test_accuracy": record.metrics.get("test_accuracy"), "saved": path.is_file()})
+        end = deadline
+    return members
 
 
 def finalists(ctx: SearchContext, best: TrialRecord) -> list[TrialRecord]:
@@ -270,6 +327,16 @@ def _race(ctx: SearchContext, rivals: list[TrialRecord], deadline: float | None,
     return chosen, note if scores[chosen.trial_id] is not None else None
 
 
+def members_summary(refit: dict[str, Any]) -> str | None:
+    """One line on the more models of the final configuration (:func:`_more_members`), or None."""
+    members = [m for m in refit.get("members") or [] if isinstance(m, dict)]
+    if not members:
+        return None
+    shown = ", ".join(f"{m.get('trial_id')} {m.get('epochs')} epochs" + (
+        "" if m.get("test_accuracy") is None else f" (test {m['test_accuracy']:.4f})") for m in members)
+    return f"{len(members)} more of its configuration from other seeds in the time left: {shown}"
+
+
 def race_summary(refit: dict[str, Any]) -> str | None:
     """One line on the race of a final model on every image (:func:`_race`), or None."""
     race = refit.get("race")
@@ -290,14 +357,15 @@ def kept_model(final: dict[str, Any]) -> str:
 def long_training(epochs: int, monitor: str) -> dict[str, Any]:
     """:func:`automnist.runner.run_trial`'s arguments for the final model trained on all images:
     up to ``epochs`` epochs, the learning rate reduced when the validation loss stalls, and the
-    weights of the best epoch by ``monitor`` kept (early stopping that never stops early).
+    weights of the best epoch by ``monitor`` kept; it stops once ``monitor`` has not improved
+    for :data:`CONVERGED_EPOCHS` epochs.
 
     A learning rate decayed linearly to the deadline (budgeted training, Li et al. 2020) was
     tried instead and dropped: on Fashion-MNIST the final model of ``0000`` in
     ``results/README.md`` scored 91.86% with it against 92.48% reduced on plateaus
     (``benchmarks/bench_final_choice.py``; the decayed run had 12 epochs, not 15, as the
     machine was shared during it)."""
-    return {"epochs": epochs, "early_stopping": EarlyStoppingSpec(patience=epochs, monitor=monitor),
+    return {"epochs": epochs, "early_stopping": EarlyStoppingSpec(patience=CONVERGED_EPOCHS, monitor=monitor),
             "callbacks": lambda fold: [plateau_callback()]}
 
 

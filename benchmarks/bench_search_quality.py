@@ -116,7 +116,8 @@ def run_automnist(strategy: str, ds: Any, budget: float, seed: int, ensemble: in
         "final": refit or {},
         "skipped": sum(1 for t in result.trials if t.status == "infeasible" and t.stop_reason == "budget"),
         "epochs": sum(1 for t in result.trials for h in t.history if h["metric"] == "loss")
-        + int((refit or {}).get("epochs") or 0) + _race_epochs(refit or {}),  # the final model's epochs count too
+        + int((refit or {}).get("epochs") or 0) + _race_epochs(refit or {})  # the final models' epochs count too
+        + sum(int(m.get("epochs") or 0) for m in (refit or {}).get("members") or []),
         "best_val": result.best.metrics.get("val_accuracy") if result.best else None,
         "test": kept,
         "ensemble": ens.get("test_accuracy"),
@@ -207,7 +208,7 @@ def main() -> None:
                     help="automnist: final.ensemble, the ensemble's candidates (default: the strategy's; 1: none)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from automnist.final import race_summary
+    from automnist.final import members_summary, race_summary
 
     ds = load(args.data)
     print(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test images, budget {args.budget / 60:.1f} "
@@ -227,7 +228,7 @@ def main() -> None:
                 print(f"    trials trained on {'/'.join(map(str, r['images']))} images; final model: "
                       f"{f.get('epochs', 0)} epochs on {f.get('images')} images, test {f.get('test_accuracy')}, "
                       f"{'kept' if f.get('kept') else 'not kept: ' + str(f.get('error'))}", flush=True)
-                for line in (f.get("search_ended"), race_summary(f), r.get("ensemble_note")):
+                for line in (f.get("search_ended"), race_summary(f), members_summary(f), r.get("ensemble_note")):
                     if line:
                         print(f"    {line}", flush=True)
     peer = rows.get("peer", {}).get("test")

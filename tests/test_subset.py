@@ -11,6 +11,7 @@ import numpy as np
 
 import automnist.strategies.subset as subset
 from automnist.data import load_dataset
+from automnist.final import kept_model
 from automnist.records import TrialRecord
 from automnist.runner import run_trial, split_indices, subset_indices
 from automnist.search import run_search
@@ -130,10 +131,20 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     # kept only when better than the search's best on the same validation images
     searched = result.final["search_best"]["val_accuracy"]
     assert final["kept"] == (final["val_accuracy"] > searched)
+    # a kept final model that converged leaves its time to models of its configuration from other seeds
+    members = final.get("members") or []
+    assert final["kept"] or not members
+    assert [m["trial_id"] for m in members] == [f"{final['trial_id']}-all{k}" for k in range(2, 2 + len(members))]
+    ensemble = result.final.get("ensemble") or {}
+    assert set(ensemble.get("weights") or {}) <= {f"{final['trial_id']}-all", *(m["trial_id"] for m in members),
+                                                   *(t.trial_id for t in trained)}
+    kept_as = kept_model(result.final)
     with np.load(result.run_dir / "predictions.npz") as kept:
-        assert str(kept["trial_id"]).endswith("-all") == final["kept"]
+        assert str(kept["trial_id"]) == {"ensemble": "ensemble", "refit": f"{final['trial_id']}-all",
+                                         "search": result.final["search_best"]["trial_id"]}[kept_as]
         accuracy = float(np.mean(kept["y_prob"].argmax(axis=1) == kept["y_true"]))
-    expected = final["test_accuracy"] if final["kept"] else result.final["search_best"]["test_accuracy"]
+    expected = {"ensemble": ensemble.get("test_accuracy"), "refit": final["test_accuracy"],
+                "search": result.final["search_best"]["test_accuracy"]}[kept_as]
     assert math.isclose(accuracy, expected, abs_tol=1e-6)
     # the trials were stored with the images they trained on
     stored = Store(results_dir / "automnist.db").get_trials("s")
@@ -196,3 +207,50 @@ def test_the_race_on_every_image_sends_on_the_rival_ahead_from_its_race_epochs(d
     assert sorted(losses) == [3, 4] and record.epochs == 4
     assert losses[3] < 0.8 * first
     assert record.metrics["val_accuracy"] >= scores["0001"] - 0.05
+
+
+def test_the_time_the_final_model_leaves_trains_other_seeds_that_the_ensemble_weighs(tmp_path):
+    import types
+
+    import keras
+
+    import automnist.final as final
+    from automnist.artifacts import ENSEMBLE_DIR, save_best_model
+    from automnist.ensemble import choose_ensemble, ensemble_probabilities
+    from automnist.runs import prepare_data
+
+    spec = parse_spec({"name": "more", "data": {"dataset": "digits", "validation_split": 0.2}, "params": SPACE,
+                       "search": {"epochs": 2, "seed": 0}})  # a final model gets LONG_EPOCHS * 2 = 10 epochs at most
+    ds = prepare_data(spec)
+    net = {**DEFAULTS, "conv_layers": 1, "filters": 8, "units": 16, "batch_size": 64, "dropout": 0.0,
+           "learning_rate": 1e-2}
+    best = _trained("0000", net, 0.9)
+    ctx = types.SimpleNamespace(spec=spec, data=ds, dataset=ds, run_dir=tmp_path, trials=[best], best=best,
+                                deadline=None, plan=None)
+
+    def save(model, record):
+        save_best_model(model, ds, tmp_path, record.trial_id)
+
+    first = final._run_final(ctx, best, "all", on_model=save, deadline=time.time() + 3600,
+                             **final.long_training(10, "val_accuracy"))
+    assert first.status == "ok" and 1 <= first.metrics["best_epoch"] <= first.epochs <= 10
+    # no time left for another model trained as long as the first needed: none
+    assert final._more_members(ctx, best, first, time.time(), "val_accuracy") == []
+    members = final._more_members(ctx, best, first, time.time() + 3600, "val_accuracy")
+    assert [m["trial_id"] for m in members] == [f"0000-all{k}" for k in range(2, 2 + final.MORE_MEMBERS)]
+    assert all(m["status"] == "ok" and m["saved"] and 1 <= m["best_epoch"] <= m["epochs"] <= 10 for m in members)
+    assert "3 more of its configuration from other seeds in the time left: 0000-all2 " in final.members_summary(
+        {"members": members})
+    # other seeds: other weights, other predictions on the same test images
+    models = {"0000-all": keras.saving.load_model(tmp_path / "best.keras")}
+    models.update({m["trial_id"]: keras.saving.load_model(tmp_path / ENSEMBLE_DIR / f"{m['trial_id']}.keras")
+                   for m in members})
+    probs = {k: m.predict(ds.x_test, batch_size=512, verbose=0) for k, m in models.items()}
+    assert all(not np.allclose(probs["0000-all"], probs[m["trial_id"]], atol=1e-3) for m in members)
+    # the ensemble chooses among the first and the other seeds on the validation images
+    note = choose_ensemble(ctx, {"trial_id": "0000", "on": "all training images", "kept": True, "members": members})
+    weights = note["weights"]
+    assert set(weights) <= set(models) and math.isclose(sum(weights.values()), 1.0, abs_tol=1e-3)
+    assert note["kept"] == (len(weights) > 1)
+    mean = ensemble_probabilities([probs[k] for k in weights], list(weights.values()))
+    assert math.isclose(note["test_accuracy"], float(np.mean(mean.argmax(axis=1) == ds.y_test)), abs_tol=1e-3)

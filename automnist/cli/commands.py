@@ -17,7 +17,7 @@ from pathlib import Path
 from automnist.cli.outputs import export_mlflow, final_report, report_all, search_listeners
 from automnist.data import available_datasets
 from automnist.errors import SpecError, StoreError
-from automnist.final import ensemble_summary, kept_model, race_summary
+from automnist.final import ensemble_summary, kept_model, members_summary, race_summary
 from automnist.predict import export_model, predict_images
 from automnist.records import ranked_trials
 from automnist.runs import SearchResult
@@ -81,6 +81,8 @@ def _print_final(final: dict) -> None:
                 print(line)
         print(f"refit of trial {refit['trial_id']} on {refit.get('images')} images for {refit['epochs']} epochs: "
               f"test accuracy {'-' if test is None else f'{test:.4f}'}, {what}")
+        if members_summary(refit):
+            print(members_summary(refit))
     if ensemble and ensemble.get("test_accuracy") is not None:
         print(f"{ensemble_summary(ensemble)}: test accuracy {ensemble['test_accuracy']:.4f}, "
               f"{'kept' if ensemble.get('kept') else 'not kept'}")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from automnist import plots
 from automnist.aggregate import classification_report_frame, param_columns, param_name
-from automnist.final import ensemble_summary, kept_model, race_summary
+from automnist.final import ensemble_summary, kept_model, members_summary, race_summary
 from automnist.report.blocks import (
     Block,
     Section,
@@ -106,7 +106,8 @@ def final_section(final: dict[str, Any], sid: str, level: int) -> Section:
             refit.get("error") or "not kept"
         rows.append((label, str(refit.get("trial_id")), refit.get("epochs"),
                      refit.get("images"), refit.get("test_accuracy"),
-                     "; ".join(str(n) for n in (used, refit.get("search_ended"), race_summary(refit)) if n)))
+                     "; ".join(str(n) for n in (used, refit.get("search_ended"), race_summary(refit),
+                                                  members_summary(refit)) if n)))
     ensemble = final.get("ensemble")
     if isinstance(ensemble, dict):
         rows.append((f"ensemble of {len(ensemble.get('members') or [])}", ", ".join(ensemble.get("members") or []),
