@@ -146,6 +146,11 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     expected = {"ensemble": ensemble.get("test_accuracy"), "refit": final["test_accuracy"],
                 "search": result.final["search_best"]["test_accuracy"]}[kept_as]
     assert math.isclose(accuracy, expected, abs_tol=1e-6)
+    # the report shows the final model on every image, with the other seeds when it had time for them
+    from automnist.report import write_report
+    html = write_report(Store(results_dir / "automnist.db"), ["s"], results_dir=results_dir).read_text("utf-8")
+    assert "trained on all training images" in html
+    assert (f"{len(members)} more of its configuration from other seeds" in html) == bool(members)
     # the trials were stored with the images they trained on
     stored = Store(results_dir / "automnist.db").get_trials("s")
     assert {t.trial_id: t.images for t in stored} == {t.trial_id: t.images for t in result.trials}
@@ -239,12 +244,17 @@ def test_the_time_the_final_model_leaves_trains_other_seeds_that_the_ensemble_we
     members = final._more_members(ctx, best, first, time.time() + 3600, "val_accuracy")
     assert [m["trial_id"] for m in members] == [f"0000-all{k}" for k in range(2, 2 + final.MORE_MEMBERS)]
     assert all(m["status"] == "ok" and m["saved"] and 1 <= m["best_epoch"] <= m["epochs"] <= 10 for m in members)
-    assert "3 more of its configuration from other seeds in the time left: 0000-all2 " in final.members_summary(
-        {"members": members})
+    # every other one (the first included) trained on randomly shifted images: its saved model has the layer
+    assert [m["shifted"] for m in members] == [True, False, True]
+    assert "3 more of its configuration from other seeds in the time left: 0000-all2 on shifted images " in \
+        final.members_summary({"members": members})
     # other seeds: other weights, other predictions on the same test images
     models = {"0000-all": keras.saving.load_model(tmp_path / "best.keras")}
     models.update({m["trial_id"]: keras.saving.load_model(tmp_path / ENSEMBLE_DIR / f"{m['trial_id']}.keras")
                    for m in members})
+    for m in members:
+        layers = {type(layer).__name__ for layer in models[m["trial_id"]].layers}
+        assert ("RandomTranslation" in layers) == m["shifted"]
     probs = {k: m.predict(ds.x_test, batch_size=512, verbose=0) for k, m in models.items()}
     assert all(not np.allclose(probs["0000-all"], probs[m["trial_id"]], atol=1e-3) for m in members)
     # the ensemble chooses among the first and the other seeds on the validation images
