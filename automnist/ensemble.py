@@ -102,10 +102,11 @@ def choose_ensemble(ctx: SearchContext, refit: dict[str, Any]) -> dict[str, Any]
     Candidates, best first: the final model trained on the training split (when the search
     ran on a subset and that model was kept) and the models of its configuration trained from
     other seeds in the time it left (:func:`automnist.final._more_members`), then the top
-    ``final.ensemble`` fully trained trials' models (kept as the search ran).  A refit on training + validation images has
-    no validation score of its own: it joins the chosen ensemble as its configuration's twin,
-    with the weight of that configuration's search model.  Without one validation split
-    (k-fold CV, or a validation split tuned per trial) the members are weighted equally."""
+    ``final.ensemble`` fully trained trials' models (kept as the search ran).  A refit on
+    training + validation images has no validation score of its own: it joins the chosen
+    ensemble as its configuration's twin, with the weight of that configuration's search model.
+    Without one validation split (k-fold CV, or a validation split tuned per trial) the members
+    are weighted equally."""
     import keras
 
     spec, ds = ctx.spec, ctx.dataset

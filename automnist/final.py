@@ -57,8 +57,8 @@ RACE_EPOCHS = 2
 RACE_MIN_EPOCHS = 8
 RACE_DIR = "final-race"
 #: The final model on every image has converged when its validation score has not improved
-#: for this many epochs (its learning rate, divided by 5 after 2 epochs without progress,
-#: has then been cut 3 times): it stops and leaves the time to another member.
+#: for this many epochs (its learning rate, divided by 5 whenever the validation loss stalls
+#: for 2 epochs, has by then been cut several times): it stops and leaves the time to another member.
 CONVERGED_EPOCHS = 8
 #: At most this many more models of the final configuration (other seeds) are trained on
 #: every image, in the time the first leaves, as candidates of the ensemble.
@@ -193,8 +193,9 @@ def _run_final(ctx: SearchContext, best: TrialRecord, suffix: str, params: dict[
     ``<best>-<suffix>``, the search's validation split and seeds; ``how``:
     :func:`automnist.runner.run_trial`'s other arguments)."""
     how.setdefault("seed", best.seed)
-    return run_trial(best.params if params is None else params, ctx.data, trial_id=f"{best.trial_id}-{suffix}", model=ctx.spec.model,
-                     validation_split=ctx.spec.data.validation_split, split_seed=ctx.spec.search.seed, **how)
+    return run_trial(best.params if params is None else params, ctx.data, trial_id=f"{best.trial_id}-{suffix}",
+                     model=ctx.spec.model, validation_split=ctx.spec.data.validation_split,
+                     split_seed=ctx.spec.search.seed, **how)
 
 
 def _train_on_all(ctx: SearchContext, best: TrialRecord, end: float | None) -> dict[str, Any]:
@@ -293,7 +294,8 @@ def _more_members(ctx: SearchContext, chosen: TrialRecord, first: TrialRecord, e
         record = _run_final(ctx, chosen, f"all{k}", params, seed=chosen.seed + 1000 * (k - 1), on_model=save,
                             deadline=deadline - overhead, **long_training(LONG_EPOCHS * spec.search.epochs, monitor))
         members.append({"trial_id": record.trial_id, "shifted": shifted, "status": record.status,
-                        "epochs": record.epochs, "best_epoch": record.metrics.get("best_epoch"), "seconds": round(time.time() - t0, 2),
+                        "epochs": record.epochs, "best_epoch": record.metrics.get("best_epoch"),
+                        "seconds": round(time.time() - t0, 2),
                         spec.objective.name: record.objective(spec.objective.name),
                         "test_accuracy": record.metrics.get("test_accuracy"), "saved": path.is_file()})
         end = deadline
@@ -346,8 +348,10 @@ def members_summary(refit: dict[str, Any]) -> str | None:
     members = [m for m in refit.get("members") or [] if isinstance(m, dict)]
     if not members:
         return None
-    shown = ", ".join(f"{m.get('trial_id')}{' on shifted images' if m.get('shifted') else ''} {m.get('epochs')} epochs"
-                      + ("" if m.get("test_accuracy") is None else f" (test {m['test_accuracy']:.4f})") for m in members)
+    shown = ", ".join(f"{m.get('trial_id')}{' on shifted images' if m.get('shifted') else ''} "
+                      f"{m.get('epochs')} epochs"
+                      + ("" if m.get("test_accuracy") is None else f" (test {m['test_accuracy']:.4f})")
+                      for m in members)
     return f"{len(members)} more of its configuration from other seeds in the time left: {shown}"
 
 
