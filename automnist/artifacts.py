@@ -12,7 +12,8 @@ import numpy as np
 from automnist.data import Dataset
 from automnist.records import TrialRecord
 
-__all__ = ["save_best_model", "save_predictions", "keep_member", "MODEL_FILE", "PREDICTIONS_FILE", "ENSEMBLE_DIR"]
+__all__ = ["save_best_model", "save_predictions", "keep_member", "member_path", "MODEL_FILE", "PREDICTIONS_FILE",
+           "ENSEMBLE_DIR"]
 
 MODEL_FILE = "best.keras"
 PREDICTIONS_FILE = "predictions.npz"
@@ -58,13 +59,19 @@ def save_predictions(prob: np.ndarray, dataset: Dataset, directory: Path, trial_
     tmp.replace(directory / PREDICTIONS_FILE)
 
 
-def keep_member(directory: Path, model: Any, record: TrialRecord, ranked: list[TrialRecord], k: int) -> None:
-    """Keep ``model`` as an ensemble member when ``record`` is among the top ``k`` fully
-    trained trials of ``ranked`` (best first), and drop members that fell out."""
+def member_path(run_dir: Path, trial_id: str) -> Path:
+    """Where a run keeps the model of ``trial_id`` as a candidate of its ensemble."""
+    return run_dir / ENSEMBLE_DIR / f"{trial_id}.keras"
+
+
+def keep_member(run_dir: Path, model: Any, record: TrialRecord, ranked: list[TrialRecord], k: int) -> None:
+    """Keep ``model`` as an ensemble member (:func:`member_path`) when ``record`` is among the
+    top ``k`` fully trained trials of ``ranked`` (best first), and drop members that fell out."""
     top = [r.trial_id for r in ranked if r.fully_trained][:k]
+    directory = run_dir / ENSEMBLE_DIR
     directory.mkdir(parents=True, exist_ok=True)
     if record.trial_id in top:
-        model.save(directory / f"{record.trial_id}.keras")
+        model.save(member_path(run_dir, record.trial_id))
     for path in directory.glob("*.keras"):
         if path.stem not in top:
             path.unlink(missing_ok=True)

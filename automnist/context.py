@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from automnist.artifacts import ENSEMBLE_DIR, keep_member, save_best_model
+from automnist.artifacts import keep_member, save_best_model
 from automnist.budget import BudgetPlan
 from automnist.builders import resolve_learning_rate
 from automnist.data import Dataset
@@ -183,4 +183,4 @@ class SearchContext:
             save_best_model(model, self.dataset, self.run_dir, record.trial_id)
         if self.spec.ensemble_size > 1:
             ranked = ranked_trials([*self.trials, record], self.spec.objective.name, self.spec.objective.direction)
-            keep_member(self.run_dir / ENSEMBLE_DIR, model, record, ranked, self.spec.ensemble_size)
+            keep_member(self.run_dir, model, record, ranked, self.spec.ensemble_size)

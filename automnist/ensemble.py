@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from automnist.artifacts import ENSEMBLE_DIR, MODEL_FILE, save_best_model
+from automnist.artifacts import MODEL_FILE, member_path, save_best_model
 from automnist.records import TrialRecord, ranked_trials
 
 if TYPE_CHECKING:
@@ -113,12 +113,12 @@ def choose_ensemble(ctx: SearchContext, refit: dict[str, Any]) -> dict[str, Any]
     if ctx.deadline is not None and time.time() > ctx.deadline:
         return {"members": [], "kept": False, "error": "no time left in the budget for an ensemble"}
     ranked = [t for t in ranked_trials(ctx.trials, spec.objective.name, spec.objective.direction) if t.fully_trained]
-    paths = {t.trial_id: ctx.run_dir / ENSEMBLE_DIR / f"{t.trial_id}.keras" for t in ranked[:spec.ensemble_size]}
+    paths = {t.trial_id: member_path(ctx.run_dir, t.trial_id) for t in ranked[:spec.ensemble_size]}
     paths = {k: p for k, p in paths.items() if p.is_file()}
     twin = None  # the refit on training + validation images, joining as its configuration's twin
     if refit.get("kept") and (ctx.run_dir / MODEL_FILE).is_file():
         if refit.get("on"):  # trained on the training split: scored on the validation images like the others
-            more = {str(m["trial_id"]): ctx.run_dir / ENSEMBLE_DIR / f"{m['trial_id']}.keras"
+            more = {str(m["trial_id"]): member_path(ctx.run_dir, str(m["trial_id"]))
                     for m in refit.get("members") or [] if m.get("saved")}  # other seeds, in the time left
             paths = {f"{refit['trial_id']}-all": ctx.run_dir / MODEL_FILE, **more, **paths}
         elif str(refit.get("trial_id")) in paths:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from automnist.artifacts import ENSEMBLE_DIR, save_best_model
+from automnist.artifacts import ENSEMBLE_DIR, member_path, save_best_model
 from automnist.budget import SAFETY
 from automnist.callbacks import plateau_callback
 from automnist.ensemble import choose_ensemble, ensemble_probabilities, ensemble_summary
@@ -144,7 +144,7 @@ def _epochs_that_fit(ctx: SearchContext, best: TrialRecord, epochs: int, end: fl
     left = end - time.time()
     if ctx.plan is not None and ctx.plan.refit_seconds(best.trial_id, 1) is not None:
         return ctx.plan.refit_epochs_within(best.trial_id, left, epochs)  # the strategy's own measurements
-    trained = sum(1 for h in best.history if h["fold"] == 0 and h["metric"] == "loss") or best.epochs or 1
+    trained = _epochs_in_fit(best) or best.epochs or 1
     per_epoch = best.duration_s / trained * len(ctx.data.y_train) / max(1, best.images or len(ctx.data.y_train))
     return max(0, min(epochs, int(left / (SAFETY * per_epoch)) - 1))
 
@@ -187,6 +187,17 @@ def _train_final(ctx: SearchContext, best: TrialRecord, suffix: str, keep: Calla
     return record
 
 
+def _score(record: TrialRecord, objective: str) -> float | None:
+    """``record``'s ``objective`` when it trained (status ``ok``) to a finite value, else None."""
+    value = record.objective(objective)
+    return value if record.status == "ok" and value is not None and math.isfinite(value) else None
+
+
+def _epochs_in_fit(record: TrialRecord) -> int:
+    """The epochs ``record``'s own fit trained (its first fold's loss history)."""
+    return sum(1 for h in record.history if h["fold"] == 0 and h["metric"] == "loss")
+
+
 def _run_final(ctx: SearchContext, best: TrialRecord, suffix: str, params: dict[str, Any] | None = None,
                **how: Any) -> TrialRecord:
     """Train ``best``'s configuration (or ``params``) as a final model does (trial id
@@ -221,9 +232,8 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord, end: float | None) -> d
     sign = 1.0 if objective_direction(objective, spec.objective.direction) == "max" else -1.0
 
     def keep(record: TrialRecord) -> bool:
-        value = record.objective(objective)
-        return (record.status == "ok" and value is not None and math.isfinite(value)
-                and (searched is None or sign * value > sign * searched))
+        value = _score(record, objective)
+        return value is not None and (searched is None or sign * value > sign * searched)
 
     # the epochs that fit are only predicted (from the subset's epochs): it trains toward ``planned`` and the
     # deadline ends it, after the epoch that leaves no room for another and for scoring and saving the model
@@ -270,7 +280,7 @@ def _more_members(ctx: SearchContext, chosen: TrialRecord, first: TrialRecord, e
     93.23% (each alone 92.7-92.8%).  The ensemble's greedy selection on the validation images
     gives either no weight where it does not help."""
     needed = int(first.metrics.get("best_epoch") or first.epochs)
-    trained = sum(1 for h in first.history if h["fold"] == 0 and h["metric"] == "loss")  # in this fit
+    trained = _epochs_in_fit(first)
     if first.status != "ok" or needed < 1 or trained < 1:
         return []
     per_epoch = first.duration_s / trained  # its evaluation and saving included: on the safe side
@@ -280,11 +290,10 @@ def _more_members(ctx: SearchContext, chosen: TrialRecord, first: TrialRecord, e
         deadline = end - SAFETY * overhead  # the ensemble scores one more candidate
         if SAFETY * (per_epoch * needed + overhead) > deadline - time.time():
             break
-        path = ctx.run_dir / ENSEMBLE_DIR / f"{chosen.trial_id}-all{k}.keras"
+        path = member_path(ctx.run_dir, f"{chosen.trial_id}-all{k}")
 
         def save(model: Any, record: TrialRecord, path: Path = path) -> None:
-            value = record.objective(spec.objective.name)
-            if record.status == "ok" and value is not None and math.isfinite(value):
+            if _score(record, spec.objective.name) is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 model.save(path)
 
@@ -330,9 +339,7 @@ def _race(ctx: SearchContext, rivals: list[TrialRecord], deadline: float | None,
     for rival in rivals:
         record = _run_final(ctx, rival, "race", epochs=RACE_EPOCHS, deadline=deadline,
                             checkpoint_dir=ctx.run_dir / RACE_DIR / rival.trial_id)
-        value = record.objective(objective)
-        ok = record.status == "ok" and record.epochs == RACE_EPOCHS and value is not None and math.isfinite(value)
-        scores[rival.trial_id] = value if ok else None
+        scores[rival.trial_id] = _score(record, objective) if record.epochs == RACE_EPOCHS else None
     chosen = rivals[0]
     for rival in rivals[1:]:  # another rival goes on only when strictly ahead of the search's best
         value, lead = scores[rival.trial_id], scores[chosen.trial_id]

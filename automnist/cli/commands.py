@@ -81,8 +81,8 @@ def _print_final(final: dict) -> None:
                 print(line)
         print(f"refit of trial {refit['trial_id']} on {refit.get('images')} images for {refit['epochs']} epochs: "
               f"test accuracy {'-' if test is None else f'{test:.4f}'}, {what}")
-        if members_summary(refit):
-            print(members_summary(refit))
+        if more := members_summary(refit):
+            print(more)
     if ensemble and ensemble.get("test_accuracy") is not None:
         print(f"{ensemble_summary(ensemble)}: test accuracy {ensemble['test_accuracy']:.4f}, "
               f"{'kept' if ensemble.get('kept') else 'not kept'}")
