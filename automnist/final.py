@@ -35,7 +35,7 @@ from automnist.artifacts import ENSEMBLE_DIR, member_path, save_best_model
 from automnist.budget import SAFETY
 from automnist.callbacks import plateau_callback
 from automnist.ensemble import choose_ensemble, ensemble_probabilities, ensemble_summary
-from automnist.records import TrialRecord, objective_direction, ranked_trials
+from automnist.records import TrialRecord, fit_epochs, objective_direction, ranked_trials, trained_score
 from automnist.runner import run_trial
 from automnist.spec import EarlyStoppingSpec
 
@@ -144,7 +144,7 @@ def _epochs_that_fit(ctx: SearchContext, best: TrialRecord, epochs: int, end: fl
     left = end - time.time()
     if ctx.plan is not None and ctx.plan.refit_seconds(best.trial_id, 1) is not None:
         return ctx.plan.refit_epochs_within(best.trial_id, left, epochs)  # the strategy's own measurements
-    trained = _epochs_in_fit(best) or best.epochs or 1
+    trained = fit_epochs(best) or best.epochs or 1
     per_epoch = best.duration_s / trained * len(ctx.data.y_train) / max(1, best.images or len(ctx.data.y_train))
     return max(0, min(epochs, int(left / (SAFETY * per_epoch)) - 1))
 
@@ -187,17 +187,6 @@ def _train_final(ctx: SearchContext, best: TrialRecord, suffix: str, keep: Calla
     return record
 
 
-def _score(record: TrialRecord, objective: str) -> float | None:
-    """``record``'s ``objective`` when it trained (status ``ok``) to a finite value, else None."""
-    value = record.objective(objective)
-    return value if record.status == "ok" and value is not None and math.isfinite(value) else None
-
-
-def _epochs_in_fit(record: TrialRecord) -> int:
-    """The epochs ``record``'s own fit trained (its first fold's loss history)."""
-    return sum(1 for h in record.history if h["fold"] == 0 and h["metric"] == "loss")
-
-
 def _run_final(ctx: SearchContext, best: TrialRecord, suffix: str, params: dict[str, Any] | None = None,
                **how: Any) -> TrialRecord:
     """Train ``best``'s configuration (or ``params``) as a final model does (trial id
@@ -232,7 +221,7 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord, end: float | None) -> d
     sign = 1.0 if objective_direction(objective, spec.objective.direction) == "max" else -1.0
 
     def keep(record: TrialRecord) -> bool:
-        value = _score(record, objective)
+        value = trained_score(record, objective)
         return value is not None and (searched is None or sign * value > sign * searched)
 
     # the epochs that fit are only predicted (from the subset's epochs): it trains toward ``planned`` and the
@@ -280,7 +269,7 @@ def _more_members(ctx: SearchContext, chosen: TrialRecord, first: TrialRecord, e
     93.23% (each alone 92.7-92.8%).  The ensemble's greedy selection on the validation images
     gives either no weight where it does not help."""
     needed = int(first.metrics.get("best_epoch") or first.epochs)
-    trained = _epochs_in_fit(first)
+    trained = fit_epochs(first)
     if first.status != "ok" or needed < 1 or trained < 1:
         return []
     per_epoch = first.duration_s / trained  # its evaluation and saving included: on the safe side
@@ -293,7 +282,7 @@ def _more_members(ctx: SearchContext, chosen: TrialRecord, first: TrialRecord, e
         path = member_path(ctx.run_dir, f"{chosen.trial_id}-all{k}")
 
         def save(model: Any, record: TrialRecord, path: Path = path) -> None:
-            if _score(record, spec.objective.name) is not None:
+            if trained_score(record, spec.objective.name) is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 model.save(path)
 
@@ -339,7 +328,7 @@ def _race(ctx: SearchContext, rivals: list[TrialRecord], deadline: float | None,
     for rival in rivals:
         record = _run_final(ctx, rival, "race", epochs=RACE_EPOCHS, deadline=deadline,
                             checkpoint_dir=ctx.run_dir / RACE_DIR / rival.trial_id)
-        scores[rival.trial_id] = _score(record, objective) if record.epochs == RACE_EPOCHS else None
+        scores[rival.trial_id] = trained_score(record, objective) if record.epochs == RACE_EPOCHS else None
     chosen = rivals[0]
     for rival in rivals[1:]:  # another rival goes on only when strictly ahead of the search's best
         value, lead = scores[rival.trial_id], scores[chosen.trial_id]

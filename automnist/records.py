@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["TrialRecord", "TRIAL_STATUSES", "DIRECTIONS", "SCORE_DECIMALS", "STOP_REASONS", "objective_direction",
-           "score_key", "is_better", "is_fully_trained", "rank_key_of", "rank_key", "outranks", "best_trial", "ranked_trials", "plain_value"]
+           "score_key", "is_better", "is_fully_trained", "rank_key_of", "rank_key", "outranks", "best_trial", "ranked_trials", "plain_value",
+           "trained_score", "fit_epochs"]
 
 TRIAL_STATUSES = ("ok", "failed", "infeasible")
 #: Why a trial's training ended before its planned epochs.
@@ -167,6 +168,17 @@ def best_trial(records: Iterable[TrialRecord], objective: str, direction: str) -
     """The best ok trial by ``objective`` (fully trained first, the first of tied ones), or None."""
     ranked = ranked_trials(records, objective, direction)
     return ranked[0] if ranked else None
+
+
+def trained_score(record: TrialRecord, objective: str) -> float | None:
+    """``record``'s ``objective`` when it trained (status ``ok``) to a finite value, else None."""
+    value = record.objective(objective)
+    return value if record.status == "ok" and value is not None and math.isfinite(value) else None
+
+
+def fit_epochs(record: TrialRecord) -> int:
+    """The epochs ``record``'s own fit trained (its first fold's loss history)."""
+    return sum(1 for h in record.history if h["fold"] == 0 and h["metric"] == "loss")
 
 
 def plain_value(v: Any) -> Any:
