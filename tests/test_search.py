@@ -179,6 +179,67 @@ def test_sigkill_after_two_trials_then_resume_keeps_them(tmp_path):
         assert kept.metrics == rec.metrics and kept.started_at == rec.started_at
 
 
+ATOMIC_WRITER = """
+import sys
+from keras_tuner.src import utils
+from automnist.strategies.keras_tuner import use_atomic_json
+use_atomic_json()
+path, i = sys.argv[1], 0
+while True:
+    utils.save_json(path, {"n": i, "pad": str(i % 10) * 1_000_000})
+    i += 1
+    if i == 1:
+        print("written", flush=True)
+"""
+
+
+def test_keras_tuner_state_files_are_never_seen_half_written(tmp_path):
+    """Keras Tuner empties trial.json / oracle.json, then writes them: a SIGKILL in between left an empty file.
+
+    automnist's writer replaces them whole, so a reader polling the file while it is rewritten in a loop
+    (with Keras Tuner's own writer, most such reads here find it empty or cut short) always finds a whole
+    file, and so does the resume after the writer is killed.
+    """
+    import json
+
+    path = tmp_path / "trial.json"
+    proc = subprocess.Popen([sys.executable, "-c", ATOMIC_WRITER, str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "written"
+        seen, end = set(), time.time() + 1.5
+        while time.time() < end:
+            state = json.loads(path.read_text())
+            assert state["pad"] == str(state["n"] % 10) * 1_000_000
+            seen.add(state["n"])
+        assert len(seen) > 5  # the file was rewritten while it was read
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    state = json.loads(path.read_text())
+    assert state["pad"] == str(state["n"] % 10) * 1_000_000 and state["n"] >= max(seen)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")] == ["trial.json"]
+
+
+@pytest.mark.slow
+def test_resuming_a_run_whose_keras_tuner_file_was_cut_short_says_so_and_keeps_the_trials(tmp_path):
+    """A run killed mid-write by an older automnist: the resume stops with one line, the store keeps its trials."""
+    proc, cmd, env, results = _search_until(tmp_path, 1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Store.at(results) as store:
+        before = store.get_trials("k")
+    torn = sorted((results / "k" / "tuner").glob("trial_*/trial.json"))[0]
+    torn.write_text("")
+    done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "Keras Tuner state file" in last and "cut short" in last and "start it again under a new name" in last
+    assert "Traceback" not in done.stderr
+    with Store.at(results) as store:
+        assert [t.trial_id for t in store.get_trials("k")] == [t.trial_id for t in before]
+
+
 def test_spec_hypermodel_drives_plain_keras_tuner(tmp_path, digits_arrays):
     import keras_tuner as kt
 

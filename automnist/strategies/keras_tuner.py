@@ -14,9 +14,14 @@ For users who drive Keras Tuner themselves, :mod:`automnist.hypermodel` has a pl
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automnist.errors import StoreError
 from automnist.runs import run_dir
 from automnist.scale.roles import CHIEF, WORKER, current_role, serve_oracle, stored_best
 from automnist.space import declare, sklearn_grid
@@ -82,6 +87,41 @@ def make_oracle(spec: SearchSpec, hp: Any, deadline: float | None = None) -> Any
     return _budgeted(cls, deadline, s.max_trials)(**common, **extra)
 
 
+def atomic_save_json(path: str, obj: Any) -> str:
+    """Keras Tuner's ``utils.save_json``, but a process killed while writing leaves the old file whole.
+
+    Keras Tuner opens ``trial.json`` / ``oracle.json`` for writing (which empties them) and then
+    writes: a SIGKILL in between leaves an empty file that ``--resume`` cannot read. This writes
+    a temporary file in the same folder and renames it over the old one (``os.replace`` is atomic).
+    """
+    text = json.dumps(obj)
+    if "://" in str(path):  # a remote file system (gs://...): Keras Tuner's own writer
+        return _KT_SAVE_JSON(path, obj)
+    folder = Path(path).parent
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return text
+
+
+_KT_SAVE_JSON: Any = None
+
+
+def use_atomic_json() -> None:
+    """Make Keras Tuner write its JSON state files with :func:`atomic_save_json` (idempotent)."""
+    global _KT_SAVE_JSON
+    from keras_tuner.src import utils
+
+    if utils.save_json is not atomic_save_json:
+        _KT_SAVE_JSON = utils.save_json
+        utils.save_json = atomic_save_json
+
+
 def run(ctx: SearchContext) -> None:
     """Search with Keras Tuner; every trial goes through ``ctx.evaluate``."""
     import keras_tuner as kt
@@ -121,14 +161,20 @@ def run(ctx: SearchContext) -> None:
             return {spec.objective.name: value}
 
     worker = role is not None and role.kind == WORKER
-    tuner = AutomnistTuner(
-        oracle=oracle,
-        hypermodel=None,
-        # a worker keeps only its own tuner file; the oracle's state is the chief's
-        directory=str(ctx.run_dir / "workers" if worker else ctx.run_dir),
-        project_name=run_dir(".", role.tuner_id).name if worker else "tuner",
-        overwrite=worker or not ctx.resume,
-    )
+    use_atomic_json()
+    try:
+        tuner = AutomnistTuner(
+            oracle=oracle,
+            hypermodel=None,
+            # a worker keeps only its own tuner file; the oracle's state is the chief's
+            directory=str(ctx.run_dir / "workers" if worker else ctx.run_dir),
+            project_name=run_dir(".", role.tuner_id).name if worker else "tuner",
+            overwrite=worker or not ctx.resume,
+        )
+    except json.JSONDecodeError as e:  # a run killed mid-write by a version before atomic_save_json
+        raise StoreError(f"run {ctx.run!r}: a Keras Tuner state file under {ctx.run_dir / 'tuner'} is empty or cut "
+                         f"short (the search was killed while writing it), so it cannot be resumed; start it again "
+                         f"under a new name (its finished trials stay in the store): {e}") from None
     if role is not None and role.kind == CHIEF:
         tuner.save()
         serve_oracle(tuner.oracle, role)
