@@ -4,6 +4,7 @@ predictions (``predictions.npz``, read by the report) and the ensemble members."
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,15 @@ import numpy as np
 from automnist.data import Dataset
 from automnist.records import TrialRecord
 
-__all__ = ["save_best_model", "save_predictions", "keep_member", "member_path", "MODEL_FILE", "PREDICTIONS_FILE",
-           "ENSEMBLE_DIR"]
+__all__ = ["save_best_model", "save_provisional_best", "settle_best", "save_predictions", "keep_member", "member_path",
+           "MODEL_FILE", "PREDICTIONS_FILE", "ENSEMBLE_DIR"]
 
 MODEL_FILE = "best.keras"
 PREDICTIONS_FILE = "predictions.npz"
 #: Folder of a run's directory holding the ensemble members' models (``final: {ensemble: K}``).
 ENSEMBLE_DIR = "ensemble"
+#: Folder of a run's directory holding the kept model while a provisional one replaces it.
+ASIDE_DIR = "best-before"
 
 
 def save_best_model(model: Any, dataset: Dataset | None, directory: Path, trial_id: str,
@@ -34,6 +37,38 @@ def save_best_model(model: Any, dataset: Dataset | None, directory: Path, trial_
     if prob is None:
         prob = np.asarray(model.predict(dataset.x_test, batch_size=512, verbose=0), dtype=np.float32)
     save_predictions(prob, dataset, directory, trial_id)
+
+
+def save_provisional_best(model: Any, dataset: Dataset | None, directory: Path, trial_id: str) -> None:
+    """:func:`save_best_model` for a model still training, not yet known to be kept: the first
+    such save sets the kept ``best.keras`` and ``predictions.npz`` aside, for :func:`settle_best`
+    to put back if it is not kept in the end.  Killed before that, the run keeps the provisional
+    model (it already scored better on the validation images) and the set-aside files."""
+    aside = directory / ASIDE_DIR
+    if not aside.is_dir():
+        tmp = directory / f"{ASIDE_DIR}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name in (MODEL_FILE, PREDICTIONS_FILE):
+            if (directory / name).is_file():
+                shutil.copy2(directory / name, tmp / name)
+        tmp.rename(aside)
+    save_best_model(model, dataset, directory, trial_id)
+
+
+def settle_best(directory: Path, kept: bool) -> None:
+    """After :func:`save_provisional_best`: drop the set-aside files when the provisional model
+    was kept, else put them back over it (no-op when nothing was saved provisionally)."""
+    aside = directory / ASIDE_DIR
+    if not aside.is_dir():
+        return
+    if not kept:
+        for name in (MODEL_FILE, PREDICTIONS_FILE):
+            if (aside / name).is_file():
+                os.replace(aside / name, directory / name)
+            else:  # there was none before
+                (directory / name).unlink(missing_ok=True)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def save_predictions(prob: np.ndarray, dataset: Dataset, directory: Path, trial_id: str) -> None:

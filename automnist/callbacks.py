@@ -15,7 +15,8 @@ from typing import Any
 
 from automnist.spec import EarlyStoppingSpec
 
-__all__ = ["deadline_callback", "plateau_callback", "early_stopping_callback", "nan_callback", "pruning_callback", "stop_reason_of"]
+__all__ = ["deadline_callback", "plateau_callback", "early_stopping_callback", "nan_callback", "pruning_callback",
+           "progress_checkpoint", "stop_reason_of"]
 
 
 def nan_callback() -> Any:
@@ -110,6 +111,38 @@ def pruning_callback(report: Callable[[int, dict[str, float], float], str | None
                 self.model.stop_training = True
 
     return Pruning()
+
+
+def progress_checkpoint(monitor: str, sign: float, floor: float | None, save: Callable[[Any], None],
+                        every: float = 60.0) -> Any:
+    """Call ``save(model)`` at the end of an epoch whose ``monitor`` beats ``floor`` and every
+    epoch before (``sign``: +1 where higher is better), at most once every ``every`` seconds.
+
+    A long training then leaves its best model so far on disk as it goes (the final model on
+    every image trains for many minutes: stopped or killed, it keeps what it reached), the
+    saving's cost (``best.keras`` and its test predictions) spread over at least ``every``
+    seconds of training.  An epoch that improves while saving is held back is not saved
+    (its weights are gone by the time the wait ends); the next improvement is."""
+    import keras
+
+    class ProgressCheckpoint(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = -math.inf if floor is None else sign * floor
+            self.saved: list[int] = []  # the (0-based) epochs saved
+            self._last = -math.inf
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            value = (logs or {}).get(monitor)
+            if value is None or not math.isfinite(float(value)) or sign * float(value) <= self.best:
+                return
+            self.best = sign * float(value)
+            if time.time() - self._last >= every:
+                save(self.model)
+                self._last = time.time()
+                self.saved.append(epoch)
+
+    return ProgressCheckpoint()
 
 
 def stop_reason_of(callbacks: list[Any]) -> str | None:

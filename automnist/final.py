@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from automnist.artifacts import ENSEMBLE_DIR, member_path, save_best_model
+from automnist.artifacts import ENSEMBLE_DIR, member_path, save_best_model, save_provisional_best, settle_best
 from automnist.budget import SAFETY
-from automnist.callbacks import plateau_callback
+from automnist.callbacks import plateau_callback, progress_checkpoint
 from automnist.ensemble import choose_ensemble, ensemble_probabilities, ensemble_summary
 from automnist.records import TrialRecord, fit_epochs, objective_direction, ranked_trials, trained_score
 from automnist.runner import run_trial
@@ -205,7 +205,8 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord, end: float | None) -> d
     deadline ends it, the prediction from the subset's epochs only decides whether one fits), its
     learning rate reduced when the validation loss stalls, keeping the weights of its best
     epoch on the validation images.  It is kept when it scores better than the search's best on
-    those same validation images (the test set is only scored)."""
+    those same validation images (the test set is only scored); it is ``best.keras`` as it trains
+    once it is ahead (:func:`~automnist.callbacks.progress_checkpoint`)."""
     spec, plan = ctx.spec, ctx.plan
     objective = spec.objective.name
     planned = LONG_EPOCHS * spec.search.epochs
@@ -235,7 +236,11 @@ def _train_on_all(ctx: SearchContext, best: TrialRecord, end: float | None) -> d
         if race is not None:  # the winner goes on from its race epochs
             out.update(trial_id=chosen.trial_id, race=race)
             how.update(resume_dir=ctx.run_dir / RACE_DIR / chosen.trial_id, initial_epoch=RACE_EPOCHS)
+    plateau, tid = how["callbacks"], f"{chosen.trial_id}-all"  # best.keras as it trains (put back if not kept)
+    how["callbacks"] = lambda fold: plateau(fold) + [progress_checkpoint(
+        objective, sign, searched, lambda model: save_provisional_best(model, ctx.dataset, ctx.run_dir, tid))]
     record = _train_final(ctx, chosen, "all", keep, out, **how)
+    settle_best(ctx.run_dir, out["kept"])
     out.update({objective: record.objective(objective), "best_epoch": record.metrics.get("best_epoch")})
     shutil.rmtree(ctx.run_dir / RACE_DIR, ignore_errors=True)
     if out["kept"] and spec.ensemble_size > 1 and end is not None:

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -77,10 +79,52 @@ def _race_epochs(final: dict[str, Any]) -> int:
     return int(race.get("epochs") or 0) * max(0, len(race.get("scores") or {}) - 1)
 
 
+class Snapshots:
+    """Copies of a run's ``best.keras`` each time it changes (polled every ``every`` seconds, in a
+    thread that only copies files): the model a user would find there at that moment."""
+
+    def __init__(self, model: Path, into: Path, t0: float, every: float = 2.0) -> None:
+        self.model, self.into, self.t0, self.every = model, into, t0, every
+        self.copies: list[tuple[float, Path]] = []  # (minutes, copy)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        into.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        seen = None
+        while not self._stop.wait(self.every):
+            try:
+                mtime = self.model.stat().st_mtime
+                if mtime != seen:
+                    copy = self.into / f"{len(self.copies)}.keras"
+                    shutil.copy2(self.model, copy)  # best.keras is replaced whole (os.replace), never half written
+                    self.copies.append(((mtime - self.t0) / 60, copy))
+                    seen = mtime
+            except FileNotFoundError:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def timeline(self, ds: Any) -> list[tuple[float, float]]:
+        """(minutes, test accuracy) of every copy, tested now that the run is over."""
+        from automnist.predict import load_classifier
+
+        out = []
+        for minutes, copy in self.copies:
+            model = load_classifier(copy)[0]
+            prob = model.predict(ds.x_test, batch_size=512, verbose=0)
+            out.append((minutes, float((prob.argmax(axis=1) == ds.y_test).mean())))
+        return out
+
+
 def run_automnist(strategy: str, ds: Any, budget: float, seed: int, ensemble: int | None,
                   results: Path) -> dict[str, Any]:
     from automnist.ensemble import ensemble_summary
     from automnist.records import ranked_trials
+    from automnist.runs import run_dir
     from automnist.search import run_search
     from automnist.spec import parse_spec
 
@@ -93,7 +137,12 @@ def run_automnist(strategy: str, ds: Any, budget: float, seed: int, ensemble: in
         raw["final"] = {"ensemble": ensemble}
     spec = parse_spec(raw)
     t0 = time.time()
-    result = run_search(spec, results_dir=results, run_name=f"{strategy}-{int(t0)}", dataset=ds, progress=False)
+    name = f"{strategy}-{int(t0)}"
+    snapshots = Snapshots(run_dir(results, name) / "best.keras", results / f"{name}-snapshots", t0)
+    try:
+        result = run_search(spec, results_dir=results, run_name=name, dataset=ds, progress=False)
+    finally:
+        snapshots.stop()
     minutes = (time.time() - t0) / 60
     timeline = []  # (minutes, test accuracy of the model kept then)
     for i, t in enumerate(sorted(result.trials, key=lambda t: t.ended_at)):
@@ -101,6 +150,7 @@ def run_automnist(strategy: str, ds: Any, budget: float, seed: int, ensemble: in
         best = ranked_trials(done, spec.objective.name, spec.objective.direction)
         if best and best[0].metrics.get("test_accuracy") is not None:
             timeline.append(((t.ended_at - t0) / 60, best[0].metrics["test_accuracy"]))
+    timeline = sorted(timeline + snapshots.timeline(ds))  # the final models are best.keras before the end
     kept = result.best.metrics.get("test_accuracy") if result.best else None
     refit, ens = result.final.get("refit"), result.final.get("ensemble") or {}
     if ens.get("kept"):  # best.keras is the ensemble chosen on the validation images

@@ -141,3 +141,60 @@ def test_the_deadline_counts_the_first_epoch_only_until_a_later_one_is_seen(monk
     clock["now"] += 30
     one.on_epoch_end(0)
     assert cb.model.stop_training and one.stop_reason == "budget"
+
+
+def _tiny_classifier(seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("every", [0.0, 1e9])
+def test_the_progress_checkpoint_saves_the_improving_epochs_weights(digits_arrays, every):
+    """Every epoch whose validation accuracy beats the floor and the epochs before is saved with
+    that epoch's own weights; at most one save every ``every`` seconds (one in all here with 1e9)."""
+    from automnist.callbacks import progress_checkpoint
+
+    xtr, ytr, _, _ = digits_arrays
+    xva, yva = xtr[-300:], ytr[-300:]
+    saved: list[float] = []
+
+    def save(model) -> None:  # the accuracy of the weights handed over, measured again
+        saved.append(model.evaluate(xva, yva, verbose=0, batch_size=300)[1])
+
+    floor = 0.5
+    cb = progress_checkpoint("val_accuracy", 1.0, floor, save, every=every)
+    history = _tiny_classifier(0).fit(xtr[:-300], ytr[:-300], validation_data=(xva, yva), epochs=12, batch_size=64,
+                                      verbose=0, callbacks=[cb]).history["val_accuracy"]
+    improving, best = [], floor
+    for epoch, value in enumerate(history):
+        if value > best:
+            improving.append(epoch)
+            best = value
+    assert len(improving) >= 2 and history[0] <= floor  # the floor held back the first epoch
+    assert cb.saved == (improving if every == 0.0 else improving[:1])
+    assert saved == pytest.approx([history[e] for e in cb.saved], abs=1e-6)
+
+
+def test_a_provisional_best_model_is_put_back_unless_kept(tmp_path):
+    """``best.keras`` replaced by a model still training is restored when that model is not kept,
+    left when it is, and removed when there was none before; the set-aside folder never stays."""
+    from automnist.artifacts import ASIDE_DIR, MODEL_FILE, save_best_model, save_provisional_best, settle_best
+
+    best = tmp_path / MODEL_FILE
+    save_best_model(_tiny_classifier(1), None, tmp_path, "0001")
+    before = best.read_bytes()
+    for kept in (False, True):
+        save_provisional_best(_tiny_classifier(2), None, tmp_path, "0001-all")
+        save_provisional_best(_tiny_classifier(3), None, tmp_path, "0001-all")  # a second save keeps the first aside
+        provisional = best.read_bytes()
+        assert provisional != before and (tmp_path / ASIDE_DIR / MODEL_FILE).read_bytes() == before
+        settle_best(tmp_path, kept)
+        assert best.read_bytes() == (provisional if kept else before) and not (tmp_path / ASIDE_DIR).exists()
+    fresh = tmp_path / "fresh"
+    save_provisional_best(_tiny_classifier(2), None, fresh, "0000-all")
+    settle_best(fresh, False)
+    assert not (fresh / MODEL_FILE).exists() and not (fresh / ASIDE_DIR).exists()

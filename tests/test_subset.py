@@ -139,6 +139,7 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     assert set(ensemble.get("weights") or {}) <= {f"{final['trial_id']}-all", *(m["trial_id"] for m in members),
                                                    *(t.trial_id for t in trained)}
     kept_as = kept_model(result.final)
+    assert not (result.run_dir / "best-before").exists()  # the final model's provisional saves are settled
     with np.load(result.run_dir / "predictions.npz") as kept:
         assert str(kept["trial_id"]) == {"ensemble": "ensemble", "refit": f"{final['trial_id']}-all",
                                          "search": result.final["search_best"]["trial_id"]}[kept_as]
