@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+import automnist.final as final_module
 import automnist.strategies.subset as subset
 from automnist.data import load_dataset
 from automnist.final import kept_model
@@ -101,6 +102,13 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     monkeypatch.setattr(subset, "TRIAL_EQUIVALENTS", 400)
     monkeypatch.setattr(subset, "TYPICAL", 0.1)
     monkeypatch.setattr(subset, "STALL_TRIALS", 2)  # so that it stalls inside a short search
+    checkpoints, checkpoint = [], final_module.progress_checkpoint
+
+    def every_epoch(*args, **kwargs):  # the final model's best.keras saves, at every epoch that improves
+        checkpoints.append(checkpoint(*args, **{**kwargs, "every": 0.0}))
+        return checkpoints[-1]
+
+    monkeypatch.setattr(final_module, "progress_checkpoint", every_epoch)
     spec = parse_spec({"name": "sub", "data": {"dataset": "digits"}, "params": SPACE,
                        "search": {"epochs": 3, "time_budget": 60, "seed": 0, "max_trials": 8}})
     result = run_search(spec, results_dir=results_dir, run_name="s", progress=False)
@@ -131,6 +139,9 @@ def test_auto_searches_a_subset_then_trains_the_best_on_every_image(results_dir,
     # kept only when better than the search's best on the same validation images
     searched = result.final["search_best"]["val_accuracy"]
     assert final["kept"] == (final["val_accuracy"] > searched)
+    # it was best.keras as it trained from its first epoch ahead of the search's best (kept: there was one)
+    saved = [epoch for cb in checkpoints for epoch in cb.saved]
+    assert bool(saved) == final["kept"] and all(e < final["epochs"] for e in saved)
     # a kept final model that converged leaves its time to models of its configuration from other seeds
     members = final.get("members") or []
     assert final["kept"] or not members
