@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,17 +94,18 @@ def atomic_save_json(path: str, obj: Any) -> str:
     writes: a SIGKILL in between leaves an empty file that ``--resume`` cannot read. This writes
     a temporary file in the same folder and renames it over the old one (``os.replace`` is atomic).
     """
-    text = json.dumps(obj)
     if "://" in str(path):  # a remote file system (gs://...): Keras Tuner's own writer
         return _KT_SAVE_JSON(path, obj)
-    folder = Path(path).parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.", suffix=".tmp")
+    text = json.dumps(obj)
+    # a name of this process and thread (the chief's oracle server writes from its threads); the file's
+    # mode follows the umask, as Keras Tuner's own file's does
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return text
 
