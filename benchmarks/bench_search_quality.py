@@ -99,8 +99,9 @@ class Snapshots:
                 if mtime != seen:
                     copy = self.into / f"{len(self.copies)}.keras"
                     shutil.copy2(self.model, copy)  # best.keras is replaced whole (os.replace), never half written
-                    self.copies.append(((mtime - self.t0) / 60, copy))
-                    seen = mtime
+                    seen = mtime  # replaced meanwhile: the next poll sees a newer one and copies it
+                    # the time stamped on the copy (read after it, so never earlier than its content)
+                    self.copies.append(((copy.stat().st_mtime - self.t0) / 60, copy))
             except FileNotFoundError:
                 pass
 
