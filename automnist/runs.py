@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import re
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from automnist.store import Store
 
 __all__ = ["RUN_NAME_RULE", "SearchResult", "library_versions", "check_run_name", "default_run_name", "run_dir",
-           "create_spec_run", "spec_text", "prepare_data"]
+           "write_text_whole", "create_spec_run", "spec_text", "prepare_data"]
 
 #: The libraries a stored result depends on.
 _LIBRARIES = ("automnist", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikit-learn", "scikeras",
@@ -109,6 +111,20 @@ def run_dir(results_dir: str | Path, run: str) -> Path:
         return Path(results_dir) / run
     digest = hashlib.sha256(run.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     return Path(results_dir) / f"{_slug(run, 80)}-{digest}"
+
+
+def write_text_whole(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader or a kill at any moment finds the old file or
+    the new one, whole: a temporary file of this process and thread in the same folder, then
+    ``os.replace`` (a report a browser reloads, Keras Tuner's state files)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def spec_text(spec: SearchSpec) -> str:

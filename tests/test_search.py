@@ -144,6 +144,14 @@ def _search_until(tmp_path, trials: int, spec_text: str = KILL_SPEC
     return proc, cmd, env, results
 
 
+def _killed_after(tmp_path, trials: int) -> tuple[list[str], dict[str, str], Path]:
+    """:func:`_search_until` ``trials`` trials, then SIGKILL: the command, its environment, the results folder."""
+    proc, cmd, env, results = _search_until(tmp_path, trials)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return cmd, env, results
+
+
 @pytest.mark.slow
 def test_sigterm_marks_the_run_interrupted_and_keeps_finished_trials(tmp_path):
     proc, _, _, results = _search_until(tmp_path, 1)
@@ -160,9 +168,7 @@ def test_sigterm_marks_the_run_interrupted_and_keeps_finished_trials(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_after_two_trials_then_resume_keeps_them(tmp_path):
-    proc, cmd, env, results = _search_until(tmp_path, 2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    cmd, env, results = _killed_after(tmp_path, 2)
     with Store.at(results) as store:
         before = {t.trial_id: t for t in store.get_trials("k")}
         assert store.get_run("k")["status"] == "running"  # killed: never marked finished
@@ -224,9 +230,7 @@ def test_keras_tuner_state_files_are_never_seen_half_written(tmp_path):
 @pytest.mark.slow
 def test_resuming_a_run_whose_keras_tuner_file_was_cut_short_says_so_and_keeps_the_trials(tmp_path):
     """A run killed mid-write by an older automnist: the resume stops with one line, the store keeps its trials."""
-    proc, cmd, env, results = _search_until(tmp_path, 1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    cmd, env, results = _killed_after(tmp_path, 1)
     with Store.at(results) as store:
         before = store.get_trials("k")
     torn = sorted((results / "k" / "tuner").glob("trial_*/trial.json"))[0]

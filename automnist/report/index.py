@@ -20,7 +20,7 @@ from automnist import __version__
 from automnist.aggregate import run_summary
 from automnist.report.describe import kind_of, objective_of
 from automnist.report.render import _environment, content_policy
-from automnist.runs import run_dir
+from automnist.runs import run_dir, write_text_whole
 
 if TYPE_CHECKING:
     from automnist.store import Store
@@ -120,7 +120,5 @@ def write_index(store: Store, results_dir: str | Path) -> Path:
     )
     out = results_dir / INDEX_FILE
     results_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)  # a browser reloading the page never sees half a file
+    write_text_whole(out, html)  # a browser reloading the page never sees half a file
     return out

@@ -18,7 +18,7 @@ from automnist import __version__
 from automnist.report.blocks import Section
 from automnist.report.describe import Description, describe
 from automnist.report.sections import structure
-from automnist.runs import run_dir
+from automnist.runs import run_dir, write_text_whole
 
 if TYPE_CHECKING:
     from automnist.store import Store
@@ -126,7 +126,5 @@ def write_report(
             out = results_dir / f"{stem[:180]}.html"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)  # a browser reloading a live report never reads half a file
+    write_text_whole(out, html)  # a browser reloading a live report never reads half a file
     return out

@@ -15,14 +15,11 @@ For users who drive Keras Tuner themselves, :mod:`automnist.hypermodel` has a pl
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automnist.errors import StoreError
-from automnist.runs import run_dir
+from automnist.runs import run_dir, write_text_whole
 from automnist.scale.roles import CHIEF, WORKER, current_role, serve_oracle, stored_best
 from automnist.space import declare, sklearn_grid
 from automnist.spec import SearchSpec
@@ -97,16 +94,7 @@ def atomic_save_json(path: str, obj: Any) -> str:
     if "://" in str(path):  # a remote file system (gs://...): Keras Tuner's own writer
         return _KT_SAVE_JSON(path, obj)
     text = json.dumps(obj)
-    # a name of this process and thread (the chief's oracle server writes from its threads); the file's
-    # mode follows the umask, as Keras Tuner's own file's does
-    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_text_whole(path, text)  # the chief's oracle server writes from its threads: one name per thread
     return text
 
 
