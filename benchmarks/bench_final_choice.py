@@ -13,6 +13,8 @@ by side.  The default configurations are those of the Fashion-MNIST run D in
 64 filters) and the one-standard-error choice (``0003``: one 5x5 block of 64 filters).
 
     python benchmarks/bench_final_choice.py --data fashion --minutes 19.5
+    python benchmarks/bench_final_choice.py --data fashion --minutes 19 \
+        --configs benchmarks/final_choice_larger.json   # two larger networks of the same space
 """
 
 from __future__ import annotations
