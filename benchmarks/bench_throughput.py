@@ -10,10 +10,11 @@ minute out of the same cores are measured here on the same network and images:
 - ``two processes``: two models trained at once, each process with one TensorFlow thread, as
   two members of an ensemble could be (epochs per minute counted over both).
 
-Each trains ``--epochs`` epochs after a short warm-up (graph tracing not counted), and the
-script prints seconds per epoch and epochs per minute of every way, with the ratio to the first.
+Each trains ``--epochs`` epochs after a short warm-up (graph tracing not counted); the ways run in
+turn, ``--rounds`` times, as the machine's speed drifts, and the script prints the medians of the
+rounds' seconds per epoch and epochs per minute of every way, with the ratio to the first.
 
-    python benchmarks/bench_throughput.py [--data fashion] [--epochs 2]
+    python benchmarks/bench_throughput.py [--data fashion] [--epochs 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
@@ -88,27 +89,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="fashion", help="fashion, mnist10k or digits (bench_search_quality.load)")
     ap.add_argument("--epochs", type=int, default=2, help="epochs timed per model")
+    ap.add_argument("--rounds", type=int, default=3, help="times each way runs, in turn (the machine's speed drifts)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         threads, spe = json.loads(args.child)
         print(json.dumps(train(args.data, args.epochs, threads, spe)), flush=True)
         return
-    rows: dict[str, Any] = {}
-    # one after the other, each in a fresh process, so none pays for another's leftovers
-    rows["one process"] = (results([child(args, 0, 1)]), 1)
-    rows["steps_per_execution=16"] = (results([child(args, 0, 16)]), 1)
-    rows["two processes, 1 thread each"] = (results([child(args, 1, 1), child(args, 1, 1)]), 2)
+    ways = {"one process": ([(0, 1)], 1), "steps_per_execution=16": ([(0, 16)], 1),
+            "two processes, 1 thread each": ([(1, 1), (1, 1)], 2)}
+    rates: dict[str, list[float]] = {label: [] for label in ways}
+    seconds: dict[str, list[float]] = {label: [] for label in ways}
+    for r in range(args.rounds):  # the ways in turn, each in fresh processes, so none pays for another's leftovers
+        for label, (procs, models) in ways.items():
+            per_model = results([child(args, threads, spe) for threads, spe in procs])
+            mean = sum(sum(s) for s in per_model) / sum(len(s) for s in per_model)
+            seconds[label].append(mean)
+            rates[label].append(models * 60.0 / mean)
+            print(f"  round {r + 1}, {label}: {mean:.1f} s per epoch, {rates[label][-1]:.2f} epochs per minute",
+                  flush=True)
     print(f"\n{args.data}, {CONFIG['conv_layers']} blocks of {CONFIG['filters']} filters, batch 128, "
-          f"{args.epochs} epochs per model, {os.cpu_count()} cores")
+          f"{args.epochs} epochs per model, {args.rounds} rounds, {os.cpu_count()} cores (medians of the rounds)")
     print(f"{'way':<32}{'s per epoch (each model)':>26}{'epochs per minute':>19}{'vs one process':>16}")
-    base = None
-    for label, (per_model, models) in rows.items():
-        mean = sum(sum(s) for s in per_model) / sum(len(s) for s in per_model)
-        rate = models * 60.0 / mean
-        base = base or rate
-        print(f"{label:<32}{mean:>26.1f}{rate:>19.2f}{rate / base:>15.2f}x")
-
+    base = statistics.median(rates["one process"])
+    for label in ways:
+        rate = statistics.median(rates[label])
+        print(f"{label:<32}{statistics.median(seconds[label]):>26.1f}{rate:>19.2f}{rate / base:>15.2f}x")
 
 if __name__ == "__main__":
     main()
