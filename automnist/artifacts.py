@@ -12,6 +12,7 @@ import numpy as np
 
 from automnist.data import Dataset
 from automnist.records import TrialRecord
+from automnist.runs import replaced_whole
 
 __all__ = ["save_best_model", "save_provisional_best", "settle_best", "save_predictions", "keep_member", "member_path",
            "MODEL_FILE", "PREDICTIONS_FILE", "ENSEMBLE_DIR"]
@@ -29,9 +30,8 @@ def save_best_model(model: Any, dataset: Dataset | None, directory: Path, trial_
     """Write ``best.keras`` and ``predictions.npz`` for ``model`` (each replaced atomically;
     ``prob``: its test-set probabilities when already computed)."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp_model = directory / f"best.{os.getpid()}.tmp.keras"  # per process: workers of one run share the folder
-    model.save(tmp_model)
-    tmp_model.replace(directory / MODEL_FILE)
+    with replaced_whole(directory / MODEL_FILE, ".keras") as tmp:
+        model.save(tmp)
     if dataset is None or dataset.x_test is None or not len(dataset.x_test):
         return
     if prob is None:
@@ -78,20 +78,19 @@ def save_predictions(prob: np.ndarray, dataset: Dataset, directory: Path, trial_
     wrong = np.flatnonzero(pred != dataset.y_test)[:64]
     rng = np.random.default_rng(0)
     sample = rng.choice(len(dataset.x_train), size=min(32, len(dataset.x_train)), replace=False)
-    tmp = directory / f"predictions.{os.getpid()}.tmp.npz"
-    np.savez_compressed(
-        tmp,
-        y_true=np.asarray(dataset.y_test),
-        y_prob=np.asarray(prob, dtype=np.float32),
-        class_names=np.asarray(dataset.class_names, dtype=str),
-        mis_images=dataset.x_test[wrong],
-        mis_true=np.asarray(dataset.y_test)[wrong],
-        mis_pred=pred[wrong],
-        sample_images=dataset.x_train[sample],
-        sample_labels=np.asarray(dataset.y_train)[sample],
-        trial_id=np.asarray(str(trial_id)),
-    )
-    tmp.replace(directory / PREDICTIONS_FILE)
+    with replaced_whole(directory / PREDICTIONS_FILE, ".npz") as tmp:
+        np.savez_compressed(
+            tmp,
+            y_true=np.asarray(dataset.y_test),
+            y_prob=np.asarray(prob, dtype=np.float32),
+            class_names=np.asarray(dataset.class_names, dtype=str),
+            mis_images=dataset.x_test[wrong],
+            mis_true=np.asarray(dataset.y_test)[wrong],
+            mis_pred=pred[wrong],
+            sample_images=dataset.x_train[sample],
+            sample_labels=np.asarray(dataset.y_train)[sample],
+            trial_id=np.asarray(str(trial_id)),
+        )
 
 
 def member_path(run_dir: Path, trial_id: str) -> Path:

@@ -17,7 +17,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from automnist.store import Store
 
 __all__ = ["RUN_NAME_RULE", "SearchResult", "library_versions", "check_run_name", "default_run_name", "run_dir",
-           "write_text_whole", "create_spec_run", "spec_text", "prepare_data"]
+           "replaced_whole", "write_text_whole", "create_spec_run", "spec_text", "prepare_data"]
 
 #: The libraries a stored result depends on.
 _LIBRARIES = ("automnist", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "scikit-learn", "scikeras",
@@ -113,18 +114,29 @@ def run_dir(results_dir: str | Path, run: str) -> Path:
     return Path(results_dir) / f"{_slug(run, 80)}-{digest}"
 
 
-def write_text_whole(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader or a kill at any moment finds the old file or
-    the new one, whole: a temporary file of this process and thread in the same folder, then
-    ``os.replace`` (a report a browser reloads, Keras Tuner's state files)."""
+@contextmanager
+def replaced_whole(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write, put over ``path`` with ``os.replace`` once the
+    ``with`` block ends, so that a reader or a kill at any moment finds the old file or the new
+    one, whole; removed if the block fails.  It is named for this process and thread (workers of
+    one run share its folder; the chief's oracle server writes from its threads) and ends with
+    ``.tmp``, then ``suffix`` for writers that go by it (``.keras`` for ``model.save``, ``.npz``
+    for ``np.savez``)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp{suffix}")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_whole(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole (:func:`replaced_whole`): a report a browser reloads,
+    Keras Tuner's state files."""
+    with replaced_whole(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def spec_text(spec: SearchSpec) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +199,22 @@ def test_a_provisional_best_model_is_put_back_unless_kept(tmp_path):
     save_provisional_best(_tiny_classifier(2), None, fresh, "0000-all")
     settle_best(fresh, False)
     assert not (fresh / MODEL_FILE).exists() and not (fresh / ASIDE_DIR).exists()
+
+
+def test_a_model_save_that_fails_leaves_the_kept_model_and_no_temporary_file(tmp_path):
+    """``best.keras`` is written beside itself and renamed over (``runs.replaced_whole``): a save
+    that fails half-way leaves the kept model byte for byte, and no temporary file."""
+    from automnist.artifacts import MODEL_FILE, save_best_model
+
+    save_best_model(_tiny_classifier(1), None, tmp_path, "0001")
+    before = (tmp_path / MODEL_FILE).read_bytes()
+
+    class Broken:
+        def save(self, path):
+            Path(path).write_bytes(b"half a model")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_best_model(Broken(), None, tmp_path, "0002")
+    assert (tmp_path / MODEL_FILE).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MODEL_FILE]
